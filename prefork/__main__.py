@@ -1,0 +1,5 @@
+"""``python -m prefork``: the same as the ``prefork`` command."""
+
+from .cli import run
+
+run()

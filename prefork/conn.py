@@ -1,0 +1,119 @@
+"""One client connection: its socket, its unparsed bytes, and the few I/O calls the request cycle makes.
+
+Owned by one worker thread at a time (the event loop while the connection waits for a request head,
+then the thread running its request). Sockets stay in blocking mode: the kernel enforces the read and
+write timeouts (SO_RCVTIMEO/SO_SNDTIMEO, set once on the listener and inherited by accepted sockets),
+so a body read or a response write costs one system call, not a poll plus a call. Reads made on
+behalf of the event loop pass MSG_DONTWAIT so they can never block it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from .http.errors import RequestTimeout
+
+RECV_SIZE = 65536
+
+
+class ClientDisconnected(ConnectionError):
+    """The peer closed or reset the connection, or a write to it timed out."""
+
+
+class Connection:
+    __slots__ = ("sock", "fd", "buf", "environ", "idle_since", "head_since", "requests", "linger")
+
+    def __init__(self, sock: socket.socket, environ: dict, now: float) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.buf: bytes | bytearray = b""  # received, not yet consumed (head, body, pipelined)
+        self.environ = environ  # per-connection part of every environ (peer, server, wsgi.*)
+        self.idle_since = now  # last time a response completed (or accept)
+        self.head_since = 0.0  # when the first byte of the pending head arrived; 0 = none pending
+        self.requests = 0
+        self.linger = False  # unread input may remain: close gently so our last response survives
+
+    def recv_nowait(self) -> bool:
+        """Append what the kernel has, without blocking; False when the peer is gone."""
+        try:
+            data = self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            return False
+        if not data:
+            return False
+        self.append(data)
+        return True
+
+    def append(self, data: bytes) -> None:
+        buf = self.buf
+        if not buf:
+            self.buf = data
+        elif type(buf) is bytearray:
+            buf += data  # amortised: a client dribbling bytes cannot make us copy the head each time
+        else:
+            self.buf = bytearray(buf) + data
+
+    def consume(self, n: int) -> None:
+        buf = self.buf
+        if n >= len(buf):
+            self.buf = b""
+        elif type(buf) is bytearray:
+            del buf[:n]  # O(1) at the front of a bytearray
+        else:
+            self.buf = buf[n:]
+
+    def recv(self, size: int) -> bytes:
+        """Blocking read of at most ``size`` bytes for a request body, bounded by the read timeout."""
+        try:
+            data = self.sock.recv(min(size, RECV_SIZE))
+        except (BlockingIOError, TimeoutError):
+            raise RequestTimeout("timed out reading the request body") from None
+        except OSError as exc:
+            raise ClientDisconnected(str(exc)) from None
+        if not data:
+            raise ClientDisconnected("client closed the connection during the request body")
+        return data
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:  # reset, broken pipe, or the write timeout (EAGAIN)
+            raise ClientDisconnected(str(exc) or "write timed out") from None
+
+    def sendfile(self, fd: int, offset: int, count: int) -> int:
+        """Send ``count`` bytes of file ``fd`` from ``offset`` with os.sendfile; returns bytes sent."""
+        sent = 0
+        while sent < count:
+            try:
+                n = os.sendfile(self.fd, fd, offset + sent, count - sent)
+            except OSError as exc:
+                raise ClientDisconnected(str(exc) or "write timed out") from None
+            if n == 0:  # the file is shorter than announced
+                break
+            sent += n
+        return sent
+
+    def send_nowait(self, data: bytes) -> None:
+        """Best-effort write that never blocks (error responses to clients we are dropping)."""
+        try:
+            self.sock.send(data, socket.MSG_DONTWAIT)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """Close; with ``linger`` set, first half-close and discard pending input, because closing
+        a socket with unread input makes the kernel send RST, which can destroy our last response
+        before the client reads it."""
+        sock = self.sock
+        try:
+            if self.linger:
+                sock.shutdown(socket.SHUT_WR)
+                for _ in range(16):
+                    if not sock.recv(RECV_SIZE, socket.MSG_DONTWAIT):
+                        break
+        except OSError:
+            pass
+        sock.close()

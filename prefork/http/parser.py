@@ -1,0 +1,253 @@
+"""Sans-I/O request-head parser: bytes in, ``RequestHead`` out (RFC 9112 §2-§3, §5, §6.3, §9.3).
+
+Rules of this file:
+- ``parse_head(buf, limits)`` looks only at the bytes it is given; it never reads a socket and never
+  sees the whole settings object, only ``Limits``.
+- It returns ``None`` while the head is incomplete, and raises an ``HTTPError`` the moment the bytes
+  can no longer become a valid head or exceed a limit.
+- Every ambiguity a proxy in front of us could resolve differently is refused, never guessed: that is
+  what makes request smuggling impossible through this server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import (
+    BadRequest,
+    ExpectationFailed,
+    HeaderFieldsTooLarge,
+    NotImplementedHTTP,
+    PayloadTooLarge,
+    URITooLong,
+    VersionNotSupported,
+)
+from .grammar import (
+    ABSOLUTE_FORM_RE,
+    CONTENT_LENGTH_RE,
+    FIELD_LINE_RE,
+    HOST_RE,
+    NOT_TCHAR_BYTES_RE,
+    REQUEST_LINE_RE,
+    VERSION_LIKE_RE,
+)
+
+# A hard cap on a head when the configured limits say "unlimited" (0), so memory stays bounded.
+UNLIMITED_HEAD = 1 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits with gunicorn's names and defaults; 0 means no limit (up to UNLIMITED_HEAD)."""
+
+    max_line: int = 4094  # limit_request_line -> 414
+    max_fields: int = 100  # limit_request_fields -> 431
+    max_field_size: int = 8190  # limit_request_field_size -> 431
+    max_body: int = 0  # limit_request_body -> 413, checked before the body is read
+
+    @property
+    def max_head(self) -> int:
+        if not (self.max_line and self.max_fields and self.max_field_size):
+            return UNLIMITED_HEAD
+        return self.max_line + 2 + self.max_fields * (self.max_field_size + 2) + 2
+
+
+class RequestHead:
+    """One parsed request head and the framing decisions derived from it."""
+
+    __slots__ = (
+        "method", "target", "path", "query", "version", "headers", "host",
+        "content_length", "chunked", "keep_alive", "expect_continue",
+    )
+
+    def __init__(self, method: str, target: str, version: str) -> None:
+        self.method = method
+        self.target = target  # as sent, for RAW_URI and the access log
+        self.path = ""  # still percent-encoded
+        self.query = ""
+        self.version = version  # "HTTP/1.0" or "HTTP/1.1"
+        self.headers: list[tuple[str, str]] = []  # (name as sent, value without OWS)
+        self.host: str | None = None
+        self.content_length = 0  # body length when not chunked
+        self.chunked = False
+        self.keep_alive = version == "HTTP/1.1"
+        self.expect_continue = False
+
+    def __repr__(self) -> str:
+        return f"<RequestHead {self.method} {self.target} {self.version}>"
+
+
+def parse_head(buf: bytes, limits: Limits) -> tuple[RequestHead, int] | None:
+    """Parse the head at the start of ``buf``; return ``(head, bytes consumed)`` or ``None`` if incomplete."""
+    start = 0
+    while buf.startswith(b"\r\n", start):  # §2.2: ignore empty lines before the request-line
+        start += 2
+    end = buf.find(b"\r\n\r\n", start)
+    if end < 0:
+        # The terminator may be "\r\n" alone when the request line is the only line so far.
+        _check_incomplete(buf, start, limits)
+        return None
+    lines = buf[start:end].decode("latin-1").split("\r\n")
+    head = _request_line(lines[0], limits)
+    _field_lines(head, lines, limits)
+    _message_semantics(head, limits)
+    return head, end + 4
+
+
+def _check_incomplete(buf: bytes, start: int, limits: Limits) -> None:
+    """Refuse an unfinished head as soon as it is certain to be invalid or too large."""
+    pending = len(buf) - start
+    first_eol = buf.find(b"\r\n", start)
+    if first_eol < 0:
+        space = buf.find(b" ", start)
+        method = buf[start:space] if space >= 0 else buf[start:]
+        if NOT_TCHAR_BYTES_RE.search(method) or space == start:
+            raise BadRequest("invalid request line")
+        if buf.find(b"\n", start) >= 0:
+            raise BadRequest("bare LF in request line")
+        if limits.max_line and pending > limits.max_line:
+            raise URITooLong("request line too long")
+        if pending > UNLIMITED_HEAD:
+            raise URITooLong("request line too long")
+        return
+    if pending > limits.max_head:
+        raise HeaderFieldsTooLarge("request head too large")
+    last_line = len(buf) - buf.rfind(b"\r\n") - 2
+    if limits.max_field_size and last_line > limits.max_field_size:
+        raise HeaderFieldsTooLarge("header field too large")
+
+
+def _request_line(line: str, limits: Limits) -> RequestHead:
+    if limits.max_line and len(line) > limits.max_line:
+        raise URITooLong("request line too long")
+    match = REQUEST_LINE_RE.fullmatch(line)
+    if match is None:
+        if VERSION_LIKE_RE.fullmatch(line) and not line.endswith(("HTTP/1.0", "HTTP/1.1")):
+            raise VersionNotSupported("only HTTP/1.0 and HTTP/1.1 are supported")
+        raise BadRequest("invalid request line")
+    method, target, version = match.groups()
+    if version != "HTTP/1.1" and version != "HTTP/1.0":
+        raise VersionNotSupported("only HTTP/1.0 and HTTP/1.1 are supported")
+    head = RequestHead(method, target, version)
+    _request_target(head, target)
+    return head
+
+
+def _request_target(head: RequestHead, target: str) -> None:
+    """RFC 9112 §3.2: the four request-target forms, each only where it is allowed."""
+    if "#" in target:
+        raise BadRequest("fragment in request-target")
+    if head.method == "CONNECT":
+        raise NotImplementedHTTP("CONNECT is not supported")
+    if target[0] == "/":  # origin-form
+        path, _sep, query = target.partition("?")
+        head.path, head.query = path, query
+    elif target == "*":  # asterisk-form, §3.2.4
+        if head.method != "OPTIONS":
+            raise BadRequest("asterisk-form is only allowed with OPTIONS")
+        head.path = "*"
+    else:  # absolute-form, §3.2.2
+        match = ABSOLUTE_FORM_RE.fullmatch(target)
+        if match is None:
+            raise BadRequest("invalid request-target")
+        _scheme, authority, path, query = match.groups()
+        if not HOST_RE.fullmatch(authority) or not authority:
+            raise BadRequest("invalid authority in request-target")
+        head.path = path or "/"
+        head.query = query or ""
+        head.host = authority  # §3.2.2: the target's authority overrides Host
+
+
+def _field_lines(head: RequestHead, lines: list[str], limits: Limits) -> None:
+    if limits.max_fields and len(lines) - 1 > limits.max_fields:
+        raise HeaderFieldsTooLarge("too many header fields")
+    max_size = limits.max_field_size
+    headers = head.headers
+    fullmatch = FIELD_LINE_RE.fullmatch
+    for i in range(1, len(lines)):
+        line = lines[i]
+        if max_size and len(line) > max_size:
+            raise HeaderFieldsTooLarge("header field too large")
+        match = fullmatch(line)
+        if match is None:
+            if line[:1] in (" ", "\t"):
+                raise BadRequest("obsolete line folding is not accepted")
+            raise BadRequest("invalid header field")
+        name, value = match.groups()
+        if value[-1:] in (" ", "\t"):
+            value = value.rstrip(" \t")
+        headers.append((name, value))
+
+
+def _message_semantics(head: RequestHead, limits: Limits) -> None:
+    """Host (§3.2), body length (§6.3), Connection (§9.3), Expect (RFC 9110 §10.1.1)."""
+    hosts = []
+    lengths = []
+    codings = None
+    connection = None
+    expect = None
+    for name, value in head.headers:
+        lname = name.lower()
+        if lname == "host":
+            hosts.append(value)
+        elif lname == "content-length":
+            lengths.append(value)
+        elif lname == "transfer-encoding":
+            codings = value if codings is None else codings + "," + value
+        elif lname == "connection":
+            connection = value if connection is None else connection + "," + value
+        elif lname == "expect":
+            expect = value if expect is None else expect + "," + value
+    http11 = head.version == "HTTP/1.1"
+
+    if len(hosts) > 1:
+        raise BadRequest("more than one Host header")
+    if hosts:
+        if not HOST_RE.fullmatch(hosts[0]):
+            raise BadRequest("invalid Host header")
+        if head.host is None:
+            head.host = hosts[0]
+    elif http11:
+        raise BadRequest("HTTP/1.1 request without Host header")
+
+    if codings is not None:
+        _transfer_coding(head, codings, bool(lengths), http11)
+    elif lengths:
+        if len(lengths) > 1:  # §6.3 step 5: we refuse even identical duplicates
+            raise BadRequest("more than one Content-Length header")
+        if not CONTENT_LENGTH_RE.fullmatch(lengths[0]):
+            if lengths[0].isascii() and lengths[0].isdigit():
+                raise PayloadTooLarge("Content-Length out of range")
+            raise BadRequest("invalid Content-Length")
+        head.content_length = int(lengths[0])
+        if limits.max_body and head.content_length > limits.max_body:
+            raise PayloadTooLarge("request body larger than limit_request_body")
+
+    if connection is not None:
+        tokens = {t.strip().lower() for t in connection.split(",")}
+        if "close" in tokens:
+            head.keep_alive = False
+        elif not http11 and "keep-alive" in tokens:
+            head.keep_alive = True
+
+    if expect is not None and http11:  # an HTTP/1.0 server ignores 100-continue (RFC 9110 §10.1.1)
+        if expect.strip().lower() != "100-continue":
+            raise ExpectationFailed("only 100-continue is supported")
+        head.expect_continue = True
+
+
+def _transfer_coding(head: RequestHead, codings: str, has_length: bool, http11: bool) -> None:
+    """RFC 9112 §6.1 and §6.3 steps 3-4 for requests."""
+    if has_length:  # §6.3 step 3: the classic smuggling vector; reject, never pick one
+        raise BadRequest("both Transfer-Encoding and Content-Length")
+    if not http11:  # §6.1: Transfer-Encoding in HTTP/1.0 means faulty framing
+        raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
+    names = [c.strip().lower() for c in codings.split(",")]
+    names = [n for n in names if n]
+    if not names or names[-1] != "chunked":
+        raise BadRequest("chunked must be the final transfer coding")
+    if names.count("chunked") > 1:
+        raise BadRequest("chunked applied more than once")
+    if len(names) > 1:
+        raise NotImplementedHTTP("unsupported transfer coding")
+    head.chunked = True

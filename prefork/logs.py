@@ -1,0 +1,142 @@
+"""The error log (Python logging, gunicorn's line format) and the access log (gunicorn's atoms).
+
+Set up in the master before forking; workers inherit the open files. Access-log values are escaped
+so that a client cannot forge a log line: control characters, quotes, backslashes and non-ASCII
+bytes are written as escapes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from base64 import b64decode
+from typing import Any, TextIO
+
+ERROR_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
+ERROR_DATEFMT = "%Y-%m-%d %H:%M:%S %z"
+DEFAULT_ACCESS_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+LEVELS = ("debug", "info", "warning", "error", "critical")
+
+_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0x100)]}
+_ESCAPES[ord('"')] = '\\"'
+_ESCAPES[ord("\\")] = "\\\\"
+
+
+def escape(value: str) -> str:
+    """Make ``value`` safe inside one log line (and inside the double quotes of the format)."""
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return value
+    return value.translate(_ESCAPES)
+
+
+def open_log_stream(target: str) -> TextIO:
+    """``-`` is stdout; anything else is a file opened for appending, line-buffered."""
+    if target == "-":
+        return sys.stdout
+    return open(target, "a", buffering=1, encoding="utf-8", errors="backslashreplace")
+
+
+def setup_error_log(target: str, level: str) -> logging.Logger:
+    """The ``prefork.error`` logger writing to stderr (``-``) or to a file."""
+    log = logging.getLogger("prefork.error")
+    log.handlers.clear()
+    stream = sys.stderr if target == "-" else open_log_stream(target)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(ERROR_FORMAT, ERROR_DATEFMT))
+    log.addHandler(handler)
+    log.setLevel(level.upper())
+    log.propagate = False
+    return log
+
+
+def error_stream(log: logging.Logger) -> TextIO:
+    """The stream behind the error log, for ``wsgi.errors``."""
+    for handler in log.handlers:
+        stream = getattr(handler, "stream", None)
+        if stream is not None:
+            return stream
+    return sys.stderr
+
+
+class _Atoms(dict):
+    """gunicorn's atoms, plus ``{name}i``, ``{name}o`` and ``{name}e`` looked up on demand."""
+
+    def __init__(self, atoms: dict, environ: dict, response_headers: list) -> None:
+        super().__init__(atoms)
+        self.environ = environ
+        self.response_headers = response_headers
+
+    def __missing__(self, key: str) -> str:
+        if key.startswith("{") and len(key) > 3 and key[-2] == "}":
+            name, kind = key[1:-2], key[-1]
+            if kind == "i":
+                value = self.environ.get("HTTP_" + name.upper().replace("-", "_"))
+                if value is None and name.lower() in ("content-type", "content-length"):
+                    value = self.environ.get(name.upper().replace("-", "_"))
+            elif kind == "o":
+                lname = name.lower()
+                value = next((v for n, v in self.response_headers if n.lower() == lname), None)
+            elif kind == "e":
+                value = self.environ.get(name)
+            else:
+                value = None
+            return "-" if value is None else escape(str(value))
+        return "-"
+
+
+class AccessLog:
+    """One line per request in ``fmt`` (gunicorn's ``access_log_format``), thread-safe."""
+
+    def __init__(self, stream: TextIO, fmt: str = DEFAULT_ACCESS_FORMAT) -> None:
+        self.stream = stream
+        self.fmt = fmt
+        self.lock = threading.Lock()
+        self.pid = f"<{os.getpid()}>"
+
+    def line(self, environ: dict, response: Any, duration: float) -> str:
+        get = environ.get
+        method = escape(get("REQUEST_METHOD", "-"))
+        uri = escape(get("RAW_URI", "-"))
+        protocol = escape(get("SERVER_PROTOCOL", "-"))
+        sent = response.sent if response.headers_sent else 0
+        atoms = {
+            "h": escape(get("REMOTE_ADDR") or "-"),
+            "l": "-",
+            "u": _basic_auth_user(get("HTTP_AUTHORIZATION")),
+            "t": time.strftime("[%d/%b/%Y:%H:%M:%S %z]"),
+            "r": f"{method} {uri} {protocol}",
+            "s": str(response.code),
+            "m": method,
+            "U": escape(get("PATH_INFO", "-")),
+            "q": escape(get("QUERY_STRING", "")),
+            "H": protocol,
+            "b": str(sent) if sent else "-",
+            "B": str(sent),
+            "f": escape(get("HTTP_REFERER", "-")),
+            "a": escape(get("HTTP_USER_AGENT", "-")),
+            "T": str(int(duration)),
+            "D": str(int(duration * 1_000_000)),
+            "M": str(int(duration * 1000)),
+            "L": f"{duration:.6f}",
+            "p": self.pid,
+        }
+        return self.fmt % _Atoms(atoms, environ, response.headers or [])
+
+    def log(self, environ: dict, response: Any, duration: float) -> None:
+        text = self.line(environ, response, duration) + "\n"
+        with self.lock:
+            self.stream.write(text)
+            self.stream.flush()
+
+
+def _basic_auth_user(authorization: str | None) -> str:
+    if not authorization or authorization[:6].lower() != "basic ":
+        return "-"
+    try:
+        user = b64decode(authorization[6:].strip(), validate=True).decode("latin-1").partition(":")[0]
+    except ValueError:
+        return "-"
+    return escape(user) or "-"

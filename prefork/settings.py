@@ -1,0 +1,150 @@
+"""THE settings registry: every setting is declared once here, with gunicorn's name where gunicorn
+has the same setting. The command line and ``--help`` are generated from this table; config files,
+environment variables and the settings reference will be too.
+
+Read by the CLI in the master; workers receive the resulting ``Settings`` object through the fork.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # gunicorn's config name when gunicorn has it
+    flags: tuple[str, ...]
+    default: Any
+    doc: str
+    section: str
+    parse: Callable[[str], Any] = str
+    metavar: str | None = None
+    append: bool = False  # may be given several times (e.g. --bind)
+    choices: tuple[str, ...] | None = None
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"must not be negative, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError(f"must not be negative, got {text}")
+    return value
+
+
+WORKER_CLASSES = ("sync",)
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("bind", ("-b", "--bind"), ["127.0.0.1:8000"], "Address to listen on: HOST:PORT, [IPV6]:PORT or "
+            "unix:PATH. Repeat to listen on several.", "server", metavar="ADDRESS", append=True),
+    Setting("backlog", ("--backlog",), 2048, "Maximum number of pending connections in the kernel queue.",
+            "server", positive_int, "INT"),
+    Setting("workers", ("-w", "--workers"), 1, "Number of worker processes.", "worker", positive_int, "INT"),
+    Setting("worker_class", ("-k", "--worker-class"), "sync", "Worker type.", "worker", str, "NAME",
+            choices=WORKER_CLASSES),
+    Setting("worker_connections", ("--worker-connections",), 1000, "Maximum number of open connections one "
+            "worker holds; past it the worker stops accepting until one closes.", "worker", positive_int, "INT"),
+    Setting("timeout", ("-t", "--timeout"), 30, "A worker silent for this many seconds (stuck in one "
+            "request) is killed and replaced. 0 disables the check.", "worker", non_negative_int, "INT"),
+    Setting("graceful_timeout", ("--graceful-timeout",), 30, "On a graceful stop, seconds workers get to "
+            "finish their requests before they are killed.", "worker", non_negative_float, "SECONDS"),
+    Setting("keepalive", ("--keep-alive",), 2, "Seconds an idle keep-alive connection is kept open. "
+            "0 disables keep-alive.", "http", non_negative_float, "SECONDS"),
+    Setting("header_timeout", ("--header-timeout",), 10, "Seconds a client has to send a complete request "
+            "head; then it gets 408 and is closed.", "http", non_negative_float, "SECONDS"),
+    Setting("read_timeout", ("--read-timeout",), 30, "Seconds the server waits for more request body bytes "
+            "before the request fails with 408.", "http", non_negative_float, "SECONDS"),
+    Setting("write_timeout", ("--write-timeout",), 30, "Seconds a response write may wait for a client that "
+            "does not read before the connection is dropped.", "http", non_negative_float, "SECONDS"),
+    Setting("limit_request_line", ("--limit-request-line",), 4094, "Maximum request line length in bytes "
+            "(414 beyond). 0 = no limit.", "http", non_negative_int, "INT"),
+    Setting("limit_request_fields", ("--limit-request-fields",), 100, "Maximum number of header fields "
+            "(431 beyond). 0 = no limit.", "http", non_negative_int, "INT"),
+    Setting("limit_request_field_size", ("--limit-request-field_size", "--limit-request-field-size"), 8190,
+            "Maximum size of one header field line (431 beyond). 0 = no limit.", "http", non_negative_int,
+            "INT"),
+    Setting("limit_request_body", ("--limit-request-body",), 0, "Maximum request body size in bytes, "
+            "checked before the body is read, chunked bodies too (413 beyond). 0 = no limit.", "http",
+            non_negative_int, "INT"),
+    Setting("loglevel", ("--log-level",), "info", "Error log level.", "logging", str, "LEVEL",
+            choices=("debug", "info", "warning", "error", "critical")),
+    Setting("errorlog", ("--error-logfile", "--log-file"), "-", "Error log file; '-' is stderr.", "logging",
+            str, "FILE"),
+    Setting("accesslog", ("--access-logfile",), None, "Access log file; '-' is stdout. Off when unset.",
+            "logging", str, "FILE"),
+    Setting("access_log_format", ("--access-logformat",), '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s '
+            '"%(f)s" "%(a)s"', "Access log line format, with gunicorn's atoms.", "logging", str, "FORMAT"),
+    Setting("proc_name", ("-n", "--name"), None, "Process name shown in ps/top (needs setproctitle).",
+            "process", str, "NAME"),
+)
+
+BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class Settings:
+    """Effective values, one attribute per setting, plus ``app_uri``."""
+
+    def __init__(self, values: dict[str, Any], app_uri: str) -> None:
+        for setting in SETTINGS:
+            setattr(self, setting.name, values.get(setting.name, setting.default))
+        self.app_uri = app_uri
+
+    def __repr__(self) -> str:
+        return f"<Settings {vars(self)}>"
+
+
+def _argparse_type(setting: Setting) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return setting.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"invalid value {text!r}: {exc}") from None
+
+    convert.__name__ = setting.metavar or setting.name
+    return convert
+
+
+def build_parser(prog: str = "prefork") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="prefork: a pre-fork WSGI HTTP/1.1 server.",
+        argument_default=argparse.SUPPRESS,
+    )
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for setting in SETTINGS:
+        group = groups.get(setting.section) or groups.setdefault(
+            setting.section, parser.add_argument_group(setting.section)
+        )
+        default = f" (default: {setting.default!r})" if setting.default is not None else ""
+        group.add_argument(
+            *setting.flags,
+            dest=setting.name,
+            type=_argparse_type(setting),
+            action="append" if setting.append else "store",
+            metavar=setting.metavar,
+            choices=setting.choices,
+            help=setting.doc + default,
+        )
+    parser.add_argument("app_uri", metavar="MODULE:APP", help="WSGI application, e.g. myproject.wsgi:app")
+    return parser
+
+
+def parse_args(argv: list[str]) -> Settings:
+    namespace = vars(build_parser().parse_args(argv))
+    app_uri = namespace.pop("app_uri")
+    return Settings(namespace, app_uri)

@@ -1,0 +1,137 @@
+"""Listening sockets: parse ``-b`` addresses, bind them in the master before forking, tune them once.
+
+Options set on a listening TCP socket (timeouts, TCP_NODELAY) are inherited by the sockets that
+accept() returns, so workers pay nothing per connection for them; unix sockets do not inherit them
+and get them at accept (see ``Listener.tune_accepted``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat
+import struct
+
+
+class BindError(Exception):
+    """An address that cannot be listened on, with the reason."""
+
+
+def parse_address(text: str) -> tuple[int, object]:
+    """``HOST:PORT`` / ``[IPV6]:PORT`` / ``unix:PATH`` -> ``(family, sockaddr)``."""
+    if text.startswith("unix:"):
+        path = text[5:]
+        if not path:
+            raise BindError(f"{text!r}: empty unix socket path")
+        return socket.AF_UNIX, path
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]")
+        if not sep or (port and not port.startswith(":")):
+            raise BindError(f"{text!r}: expected [IPV6]:PORT")
+        port = port[1:]
+    else:
+        host, _, port = text.rpartition(":") if ":" in text else (text, "", "8000")
+    port = port or "8000"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise BindError(f"{text!r}: invalid port {port!r}")
+    host = host or "0.0.0.0"
+    try:
+        info = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise BindError(f"{text!r}: {exc}") from None
+    family, _, _, _, sockaddr = info[0]
+    return family, sockaddr
+
+
+class Listener:
+    """One bound, listening, non-blocking socket."""
+
+    def __init__(self, sock: socket.socket, address: str) -> None:
+        self.sock = sock
+        self.address = address  # as the operator wrote it
+        self.family = sock.family
+        self.server_address = sock.getsockname()  # for SERVER_NAME/SERVER_PORT when no Host is sent
+        self.unix_path = self.server_address if sock.family == socket.AF_UNIX else None
+        self._timeouts: list[tuple[int, bytes]] = []
+
+    @property
+    def inherits_options(self) -> bool:
+        return self.family != socket.AF_UNIX
+
+    def set_timeouts(self, read_timeout: float, write_timeout: float) -> None:
+        """Kernel-enforced read/write timeouts for accepted sockets (0 = none)."""
+        self._timeouts = [
+            (socket.SO_RCVTIMEO, _timeval(read_timeout)),
+            (socket.SO_SNDTIMEO, _timeval(write_timeout)),
+        ]
+        if self.inherits_options:
+            for option, value in self._timeouts:
+                self.sock.setsockopt(socket.SOL_SOCKET, option, value)
+
+    def tune_accepted(self, sock: socket.socket) -> None:
+        if not self.inherits_options:
+            for option, value in self._timeouts:
+                sock.setsockopt(socket.SOL_SOCKET, option, value)
+
+    def close(self, unlink: bool = False) -> None:
+        if unlink and self.unix_path:
+            _remove_socket_file(self.unix_path)
+        self.sock.close()
+
+    def __repr__(self) -> str:
+        return f"<Listener {self.address}>"
+
+
+def _timeval(seconds: float) -> bytes:
+    whole = int(seconds)
+    return struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+
+
+def bind(address: str, backlog: int) -> Listener:
+    family, sockaddr = parse_address(address)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if family == socket.AF_UNIX:
+            _clear_stale_socket_file(str(sockaddr))
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(sockaddr)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise BindError(f"cannot listen on {address}: {exc.strerror or exc}") from None
+    sock.setblocking(False)
+    return Listener(sock, address)
+
+
+def _clear_stale_socket_file(path: str) -> None:
+    """Remove a socket file left by a dead server; refuse if another server still answers on it."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise BindError(f"cannot listen on unix:{path}: the path exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError as exc:
+        if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
+            _remove_socket_file(path)
+            return
+        raise BindError(f"cannot listen on unix:{path}: {exc.strerror}") from None
+    finally:
+        probe.close()
+    raise BindError(f"cannot listen on unix:{path}: another server is listening there")
+
+
+def _remove_socket_file(path: str) -> None:
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)
+    except OSError:
+        pass

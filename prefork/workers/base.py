@@ -1,0 +1,157 @@
+"""Life after fork, shared by every worker class.
+
+Contract for subclasses: implement ``run_loop()``, which returns when ``self.alive`` turns false
+(graceful stop), serves connections only through ``serve_connection()`` (the one request cycle), and
+calls ``housekeeping()`` at least every ``HOUSEKEEPING_INTERVAL`` seconds so that the heartbeat, the
+connection timeouts and the parent check keep running.
+
+Signals (handlers only set state): TERM = stop accepting, finish the request in progress, exit.
+INT and QUIT = exit at once. HUP is ignored (the master reloads by replacing workers).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from time import monotonic
+from typing import Any
+
+from .. import scoreboard as sb
+from ..conn import Connection
+from ..http.errors import HTTPError, RequestTimeout
+from ..http.parser import Limits, parse_head
+from ..http.response import server_headers
+from ..loader import AppLoadError, load_app
+from ..logs import AccessLog, error_stream, open_log_stream
+from ..proctitle import set_title
+from ..sockets import Listener
+from ..wsgi import WSGIHandler
+
+EXIT_BOOT_FAILED = 3  # the master reads this exit status as "the application could not load"
+HOUSEKEEPING_INTERVAL = 0.5
+
+
+class Worker:
+    multithread = False
+
+    def __init__(self, index: int, settings: Any, listeners: list[Listener], board: sb.Scoreboard,
+                 log: logging.Logger, server_software: str) -> None:
+        self.index = index
+        self.settings = settings
+        self.listeners = listeners
+        self.board = board
+        self.log = log
+        self.server_software = server_software
+        self.alive = True
+        self.ppid = os.getppid()
+        self.requests = 0
+        self.limits = Limits(
+            settings.limit_request_line,
+            settings.limit_request_fields,
+            settings.limit_request_field_size,
+            settings.limit_request_body,
+        )
+        self.handler: WSGIHandler | None = None
+        self.next_housekeeping = 0.0
+
+    # -- process life (main thread) ---------------------------------------------------------------
+
+    def main(self) -> int:
+        """Run the worker in the forked child; the return value is the process exit status."""
+        self._install_signals()
+        set_title(f"worker {self.index} [{self.settings.proc_name or self.settings.app_uri}]")
+        try:
+            app = load_app(self.settings.app_uri)
+        except AppLoadError as exc:
+            self.board.set_message(self.index, str(exc))
+            self.board.set_state(self.index, sb.BOOT_FAILED)
+            return EXIT_BOOT_FAILED
+        self.handler = self._make_handler(app)
+        self.board.beat(self.index, monotonic())
+        self.board.set_state(self.index, sb.READY)
+        self.log.info("Booted worker %d (pid %d)", self.index, os.getpid())
+        self.run_loop()
+        self.board.set_state(self.index, sb.DRAINING)
+        return 0
+
+    def _make_handler(self, app: Any) -> WSGIHandler:
+        settings = self.settings
+        access_log = None
+        if settings.accesslog:
+            access_log = AccessLog(open_log_stream(settings.accesslog), settings.access_log_format)
+        return WSGIHandler(app, self.limits, self.log, access_log, error_stream(self.log),
+                           self.multithread, self.server_software)
+
+    def _install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_quit)
+        signal.signal(signal.SIGQUIT, self._on_quit)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+    def _on_term(self, signum: int, frame: Any) -> None:
+        self.alive = False
+
+    def _on_quit(self, signum: int, frame: Any) -> None:
+        sys.exit(0)  # fast stop: unwind now, whatever the worker is doing
+
+    def run_loop(self) -> None:
+        raise NotImplementedError
+
+    def housekeeping(self, now: float, connections: dict[int, Connection]) -> None:
+        """Heartbeat, parent check, and the header/idle timeouts of parked connections."""
+        self.next_housekeeping = now + HOUSEKEEPING_INTERVAL
+        self.board.beat(self.index, now)
+        self.board.count_request(self.index, self.requests)
+        if os.getppid() != self.ppid:
+            self.log.warning("Master went away; worker %d exits", self.index)
+            self.alive = False
+        header_timeout = self.settings.header_timeout
+        keepalive = self.settings.keepalive
+        for fd, conn in list(connections.items()):
+            if conn.head_since:
+                if now - conn.head_since > header_timeout:
+                    del connections[fd]
+                    self.reject(conn, RequestTimeout("request head not received in time"))
+                    conn.close()
+            elif now - conn.idle_since > (keepalive if conn.requests else header_timeout):
+                del connections[fd]
+                conn.close()
+
+    # -- the request cycle (runs in the thread that owns the connection) -----------------------
+
+    def serve_connection(self, conn: Connection) -> bool:
+        """Run every complete request buffered on ``conn``; False when the caller must close it."""
+        handle = self.handler.handle
+        keepalive = self.settings.keepalive > 0
+        while True:
+            try:
+                parsed = parse_head(conn.buf, self.limits)
+            except HTTPError as exc:
+                self.reject(conn, exc)
+                return False
+            if parsed is None:
+                if conn.buf and not conn.head_since:
+                    conn.head_since = monotonic()
+                return True
+            head, used = parsed
+            conn.consume(used)
+            conn.head_since = 0.0
+            if not (keepalive and self.alive):
+                head.keep_alive = False
+            keep = handle(conn, head)
+            self.requests += 1
+            conn.requests += 1
+            if not keep:
+                return False
+            if not conn.buf:
+                conn.idle_since = monotonic()
+                return True
+
+    def reject(self, conn: Connection, exc: HTTPError) -> None:
+        """Answer a request we refuse before the application sees it; the caller closes ``conn``."""
+        self.log.debug("Rejected request: %s %s", exc.status, exc.reason)
+        conn.send_nowait(exc.render(server_headers()))
+        conn.linger = True

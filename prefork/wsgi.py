@@ -1,0 +1,412 @@
+"""PEP 3333 in one place: environ, start_response, write(), the response body and close().
+
+Every worker calls ``WSGIHandler.handle(conn, head)`` once per parsed request head, from the thread
+that runs the request; a handler is built once per worker, after the fork, so that per-request work is
+only what truly differs between requests.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import stat
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from .body import EMPTY_INPUT, ChunkedBody, Input, LengthBody
+from .conn import ClientDisconnected, Connection
+from .http.errors import HTTPError, InternalServerError
+from .http.framing import ChunkedDecoder
+from .http.grammar import CONTENT_LENGTH_RE
+from .http.parser import Limits, RequestHead
+from .http.response import (
+    CONTINUE,
+    LAST_CHUNK,
+    SERVER_HEADER,
+    InvalidResponse,
+    chunk,
+    date_header,
+    header_block,
+    server_headers,
+    status_line,
+)
+
+# Response headers the server owns or that must not cross a hop (RFC 9110 §7.6.1); the
+# application's values are read for their meaning, then replaced by ours or dropped.
+_SPECIAL_RESPONSE = frozenset(
+    {"content-length", "connection", "transfer-encoding", "date", "server",
+     "keep-alive", "proxy-connection", "te", "trailer", "upgrade"}
+)
+_SEND_SEPARATELY = 16384  # above this, head and body go out as two buffers instead of one copy
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: a real file is sent with os.sendfile, anything else is iterated."""
+
+    def __init__(self, filelike: Any, blksize: int = 8192) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self):
+        read = self.filelike.read
+        while data := read(self.blksize):
+            yield data
+
+
+class Response:
+    """The response side of one request: start_response, write and the framing decisions."""
+
+    __slots__ = ("conn", "is_head", "http11", "keep_alive", "status", "headers", "headers_sent",
+                 "code", "chunked", "length", "skip_body", "sent", "problem")
+
+    def __init__(self, conn: Connection, head: RequestHead) -> None:
+        self.conn = conn
+        self.is_head = head.method == "HEAD"
+        self.http11 = head.version == "HTTP/1.1"
+        self.keep_alive = head.keep_alive
+        self.status: str | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.headers_sent = False
+        self.code = 0
+        self.chunked = False
+        self.length: int | None = None  # body bytes the framing promises; None = chunked or close
+        self.skip_body = False  # HEAD, 1xx, 204, 304
+        self.sent = 0  # body bytes sent
+        self.problem = ""  # why the connection cannot be reused although the app succeeded
+
+    def start_response(self, status: str, headers: list, exc_info: Any = None) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            try:
+                if self.headers_sent:  # PEP 3333: too late to change anything, re-raise
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response() called a second time without exc_info")
+        self.status = status
+        self.headers = headers
+        return self.write
+
+    def send_continue(self) -> None:
+        """Called on the first read of wsgi.input when the client sent ``Expect: 100-continue``."""
+        if not self.headers_sent:
+            self.conn.send(CONTINUE)
+
+    def _head(self, body_length: int | None) -> bytes:
+        """Validate the application's status and headers and serialise the response head."""
+        if self.status is None:
+            raise AssertionError("the application did not call start_response()")
+        status_bytes, code = status_line(self.status)
+        self.code = code
+        lines = []
+        declared = None
+        has_date = has_server = False
+        for name, value in self.headers:
+            lname = name.lower()
+            if lname in _SPECIAL_RESPONSE:
+                if lname == "content-length":
+                    if type(value) is not str or CONTENT_LENGTH_RE.fullmatch(value) is None:
+                        raise InvalidResponse(f"invalid Content-Length {value!r}")
+                    if declared is not None and int(value) != declared:
+                        raise InvalidResponse("conflicting Content-Length headers")
+                    declared = int(value)
+                    continue
+                if lname == "connection":
+                    if "close" in [t.strip().lower() for t in value.split(",")]:
+                        self.keep_alive = False
+                    continue
+                if lname == "transfer-encoding":
+                    raise InvalidResponse("the application must not set Transfer-Encoding")
+                if lname == "date":
+                    has_date = True
+                elif lname == "server":
+                    has_server = True
+                else:
+                    continue  # hop-by-hop: dropped
+            lines.append(name + ": " + value + "\r\n")
+
+        no_body = code < 200 or code == 204 or code == 304  # RFC 9110 §6.4.1
+        if declared is None:
+            declared = body_length
+        if declared is not None and not (code < 200 or code == 204):
+            lines.append(f"Content-Length: {declared}\r\n")
+        if no_body or self.is_head:
+            self.skip_body = True
+            if code < 200:
+                self.keep_alive = False
+        elif declared is not None:
+            self.length = declared
+        elif self.http11:
+            self.chunked = True
+            lines.append("Transfer-Encoding: chunked\r\n")
+        else:
+            self.keep_alive = False  # HTTP/1.0 without a length: the close delimits the body
+        if not self.keep_alive:
+            lines.append("Connection: close\r\n")
+        elif not self.http11:
+            lines.append("Connection: keep-alive\r\n")
+        return (
+            status_bytes
+            + (b"" if has_date else date_header())
+            + (b"" if has_server else SERVER_HEADER)
+            + header_block(lines)
+            + b"\r\n"
+        )
+
+    def _frame(self, data: bytes) -> bytes:
+        if self.skip_body:
+            return b""
+        if self.chunked:
+            self.sent += len(data)
+            return chunk(data)
+        if self.length is not None and self.sent + len(data) > self.length:
+            data = data[: self.length - self.sent]
+            self.keep_alive = False
+            self.problem = f"application sent more than its Content-Length of {self.length}; truncated"
+        self.sent += len(data)
+        return data
+
+    def _send(self, head: bytes, body: bytes) -> None:
+        if len(body) < _SEND_SEPARATELY:
+            self.conn.send(head + body)
+        else:
+            self.conn.send(head)
+            self.conn.send(body)
+
+    def write(self, data: bytes) -> None:
+        """The write() callable of PEP 3333, also used for each chunk of the returned iterable."""
+        if type(data) is not bytes:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f"response body must be bytes, not {type(data).__name__}")
+            data = bytes(data)
+        if self.headers_sent:
+            if data:
+                out = self._frame(data)
+                if out:
+                    self.conn.send(out)
+            return
+        if not data:
+            return  # PEP 3333: headers wait for the first non-empty body chunk
+        head = self._head(None)
+        self.headers_sent = True
+        self._send(head, self._frame(data))
+
+    def send_single(self, data: bytes) -> None:
+        """A one-element list or tuple body: send it with a computed Content-Length in one write."""
+        if self.headers_sent or type(data) is not bytes:
+            self.write(data)
+            return
+        head = self._head(len(data))
+        self.headers_sent = True
+        self._send(head, self._frame(data))
+
+    def send_file(self, wrapper: FileWrapper) -> bool:
+        """Send a regular file with os.sendfile; False when the wrapped object is not one."""
+        if self.headers_sent:
+            return False
+        try:
+            fd = wrapper.filelike.fileno()
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return False
+            offset = wrapper.filelike.tell()
+            size = max(os.fstat(fd).st_size - offset, 0)
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            return False
+        head = self._head(size)
+        self.headers_sent = True
+        self.conn.send(head)
+        if not self.skip_body:
+            count = size if self.length is None else min(self.length, size)
+            self.sent += self.conn.sendfile(fd, offset, count)
+        return True
+
+    def finish(self) -> None:
+        """After the body: send what is still owed (head of an empty body, last chunk), check length."""
+        if not self.headers_sent:
+            head = self._head(0)
+            self.headers_sent = True
+            self.conn.send(head)
+        elif self.chunked:
+            self.conn.send(LAST_CHUNK)
+        if self.length is not None and self.sent < self.length:
+            self.keep_alive = False
+            self.problem = f"application sent {self.sent} of {self.length} bytes of its Content-Length"
+
+
+class WSGIHandler:
+    """Runs one request through the application: environ in, response out. One per worker."""
+
+    def __init__(
+        self,
+        app: Callable,
+        limits: Limits,
+        log: logging.Logger,
+        access_log: Any,
+        errors: Any,
+        multithread: bool,
+        server_software: str,
+    ) -> None:
+        self.app = app
+        self.limits = limits
+        self.log = log
+        self.access_log = access_log
+        self.base = {
+            "SCRIPT_NAME": "",
+            "SERVER_SOFTWARE": server_software,
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": errors,
+            "wsgi.multithread": multithread,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+            "wsgi.input_terminated": True,
+            "wsgi.file_wrapper": FileWrapper,
+        }
+        self._keys: dict[str, str] = {}  # header name as sent -> environ key ("" = dropped)
+        self._hosts: dict[str, tuple[str, str]] = {}  # Host value -> (SERVER_NAME, SERVER_PORT)
+
+    def connection_environ(self, peer: Any, server: Any) -> dict:
+        """The part of the environ fixed for a connection's lifetime, built once at accept."""
+        env = dict(self.base)
+        if isinstance(peer, tuple):
+            env["REMOTE_ADDR"] = peer[0]
+            env["REMOTE_PORT"] = str(peer[1])
+        else:  # unix socket peers have no address
+            env["REMOTE_ADDR"] = ""
+            env["REMOTE_PORT"] = ""
+        if isinstance(server, tuple):
+            env["SERVER_NAME"] = server[0]
+            env["SERVER_PORT"] = str(server[1])
+        else:
+            env["SERVER_NAME"] = "localhost"
+            env["SERVER_PORT"] = "80"
+        return env
+
+    def environ(self, conn: Connection, head: RequestHead, wsgi_input: Any) -> dict:
+        env = conn.environ.copy()
+        env["REQUEST_METHOD"] = head.method
+        path = head.path
+        env["PATH_INFO"] = unquote_to_bytes(path).decode("latin-1") if "%" in path else path
+        env["QUERY_STRING"] = head.query
+        env["RAW_URI"] = head.target
+        env["SERVER_PROTOCOL"] = head.version
+        env["wsgi.input"] = wsgi_input
+        keys = self._keys
+        for name, value in head.headers:
+            key = keys.get(name)
+            if key is None:
+                key = _environ_key(name)
+                if len(keys) < 4096:
+                    keys[name] = key
+            if not key:
+                continue
+            if key in env:  # repeated field: join as one list value (RFC 9110 §5.3)
+                env[key] += ("; " if key == "HTTP_COOKIE" else ",") + value
+            else:
+                env[key] = value
+        if head.host:
+            env["SERVER_NAME"], env["SERVER_PORT"] = self._server_from_host(head.host)
+        return env
+
+    def _server_from_host(self, host: str) -> tuple[str, str]:
+        cached = self._hosts.get(host)
+        if cached is None:
+            if host.startswith("["):
+                name, _, port = host.partition("]")
+                name += "]"
+                port = port[1:]
+            else:
+                name, _, port = host.partition(":")
+            cached = (name, port or "80")
+            if len(self._hosts) < 256:
+                self._hosts[host] = cached
+        return cached
+
+    def handle(self, conn: Connection, head: RequestHead) -> bool:
+        """Run one request; True when the connection may carry another one."""
+        response = Response(conn, head)
+        if head.chunked:
+            limits = self.limits
+            decoder = ChunkedDecoder(limits.max_body, limits.max_fields, limits.max_field_size)
+            wsgi_input = Input(ChunkedBody(conn, decoder), response.send_continue if head.expect_continue else None)
+        elif head.content_length:
+            wsgi_input = Input(
+                LengthBody(conn, head.content_length), response.send_continue if head.expect_continue else None
+            )
+        else:
+            wsgi_input = EMPTY_INPUT
+        environ = self.environ(conn, head, wsgi_input)
+        started = perf_counter() if self.access_log is not None else 0.0
+        try:
+            self._run_app(environ, response)
+        except ClientDisconnected:
+            self.log.debug("client went away during %s %s", head.method, head.target)
+            return False
+        except HTTPError as exc:  # the body could not be read: too large, timed out, bad chunking
+            self._send_error(response, exc)
+            self._access(environ, response, started)
+            conn.linger = True
+            return False
+        except Exception:
+            self.log.exception("Error handling request %s %s", head.method, head.target)
+            self._send_error(response, InternalServerError("the application failed; see the server log"))
+            self._access(environ, response, started)
+            conn.linger = True
+            return False
+        if response.problem:
+            self.log.error("%s %s: %s", head.method, head.target, response.problem)
+        self._access(environ, response, started)
+        if response.keep_alive and wsgi_input.finish():
+            return True
+        conn.linger = True
+        return False
+
+    def _run_app(self, environ: dict, response: Response) -> None:
+        result = self.app(environ, response.start_response)
+        try:
+            if type(result) is list or type(result) is tuple:
+                if len(result) == 1:
+                    response.send_single(result[0])
+                else:
+                    for data in result:
+                        response.write(data)
+            elif not (type(result) is FileWrapper and response.send_file(result)):
+                for data in result:
+                    response.write(data)
+            response.finish()
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+
+    def _send_error(self, response: Response, exc: HTTPError) -> None:
+        if response.headers_sent:
+            return  # too late for a status: closing the connection tells the client
+        response.code = int(exc.status[:3])
+        try:
+            response.conn.send(exc.render(server_headers()))
+        except ClientDisconnected:
+            pass
+
+    def _access(self, environ: dict, response: Response, started: float) -> None:
+        if self.access_log is not None:
+            self.access_log.log(environ, response, perf_counter() - started)
+
+
+def _environ_key(name: str) -> str:
+    """``Content-Type`` -> ``CONTENT_TYPE``, ``X-A`` -> ``HTTP_X_A``; "" for names with "_".
+
+    A name with an underscore would collide with its dash twin once both become ``HTTP_X_A``; like
+    gunicorn's ``header_map=drop`` we drop it, so a client cannot spoof a header a proxy vetted.
+    """
+    if "_" in name:
+        return ""
+    key = name.upper().replace("-", "_")
+    if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        return key
+    return "HTTP_" + key
