@@ -62,7 +62,7 @@ class ChunkedDecoder:
             elif state in (SIZE, TRAILER):
                 eol = buf.find(b"\r\n", pos)
                 if eol < 0:
-                    self._check_partial_line(end - pos)
+                    self._check_partial_line(buf, pos)
                     break
                 line = buf[pos:eol]
                 pos = eol + 2
@@ -74,10 +74,12 @@ class ChunkedDecoder:
                 break
         return b"".join(out), pos
 
-    def _check_partial_line(self, length: int) -> None:
+    def _check_partial_line(self, buf: bytes, pos: int) -> None:
         limit = MAX_CHUNK_LINE if self.state == SIZE else (self.max_field_size or MAX_CHUNK_LINE)
-        if length > limit:
+        if len(buf) - pos > limit:
             raise BadRequest("chunk line too long")
+        if buf.find(b"\n", pos) >= 0:
+            raise BadRequest("bare LF in chunked framing")
 
     def _size_line(self, line: bytes) -> None:
         if len(line) > MAX_CHUNK_LINE:

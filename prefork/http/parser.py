@@ -99,6 +99,8 @@ def _check_incomplete(buf: bytes, start: int, limits: Limits) -> None:
     pending = len(buf) - start
     first_eol = buf.find(b"\r\n", start)
     if first_eol < 0:
+        if pending == 1 and buf[start] == 13:  # the CR of an empty line or of a request line
+            return
         space = buf.find(b" ", start)
         method = buf[start:space] if space >= 0 else buf[start:]
         if NOT_TCHAR_BYTES_RE.search(method) or space == start:
