@@ -171,8 +171,9 @@ class Arbiter:
         if code == EXIT_BOOT_FAILED and self.board.read(index)[1] == sb.BOOT_FAILED:
             message = self.board.message(index)
             if not self.booted:
-                self.log.error("Failed to load application %r: %s", self.settings.app_uri, message)
-                self.exit_code, self.graceful = EXIT_APP_LOAD, False
+                if self.exit_code is None:  # report once, not once per worker
+                    self.log.error("Failed to load application %r: %s", self.settings.app_uri, message)
+                    self.exit_code, self.graceful = EXIT_APP_LOAD, False
                 return
             self.log.error("Worker %d (pid %d) failed to boot: %s", index, pid, message)
         elif self.exit_code is None:

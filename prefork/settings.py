@@ -138,7 +138,7 @@ def build_parser(prog: str = "prefork") -> argparse.ArgumentParser:
             action="append" if setting.append else "store",
             metavar=setting.metavar,
             choices=setting.choices,
-            help=setting.doc + default,
+            help=(setting.doc + default).replace("%", "%%"),
         )
     parser.add_argument("app_uri", metavar="MODULE:APP", help="WSGI application, e.g. myproject.wsgi:app")
     return parser

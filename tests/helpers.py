@@ -173,7 +173,7 @@ class Client:
     def read_response(self, method: str = "GET") -> Response:
         head = self._read_until(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
-        _, status, reason = (lines[0].split(" ", 2) + [""])[:3]
+        _, status, reason = ([*lines[0].split(" ", 2), ""])[:3]
         headers = [tuple(x.strip() for x in line.split(":", 1)) for line in lines[1:]]
         response = Response(int(status), reason, headers, b"", head)
         code = int(status)

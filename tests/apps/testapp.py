@@ -6,7 +6,6 @@ import sys
 import time
 
 
-
 def _ok(start_response, body, content_type="text/plain", extra=()):
     start_response("200 OK", [("Content-Type", content_type), *extra])
     return [body]
@@ -195,7 +194,7 @@ ROUTES = {name.replace("_", "-"): func for name, func in list(globals().items())
 
 
 def app(environ, start_response):
-    name = environ["PATH_INFO"].strip("/").split("/")[0] or "hello"
+    name = environ["PATH_INFO"].strip("/").split("/")[0] or "echo"
     handler = ROUTES.get(name)
     if handler is None:
         start_response("404 Not Found", [("Content-Type", "text/plain")])

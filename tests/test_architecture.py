@@ -1,0 +1,45 @@
+"""Structural rules: prefork/http stays sans-I/O, dependencies point one way, the WSGI cycle exists once."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "prefork"
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            prefix = "." * node.level + (node.module or "")
+            names.add(prefix)
+    return names
+
+
+def test_http_package_is_sans_io():
+    for path in (PACKAGE / "http").glob("*.py"):
+        imported = imports_of(path)
+        assert not imported & {"socket", "select", "selectors", "ssl", "os"}, path.name
+        assert not any(name.startswith("..") or name.startswith("prefork") for name in imported), path.name
+
+
+def test_arbiter_never_touches_http_or_wsgi():
+    imported = imports_of(PACKAGE / "arbiter.py")
+    assert not any("http" in name or "wsgi" in name or name == ".conn" for name in imported)
+
+
+def test_the_app_is_called_in_one_place():
+    callers = []
+    for path in PACKAGE.rglob("*.py"):
+        if "self.app(environ" in path.read_text():
+            callers.append(path.name)
+    assert callers == ["wsgi.py"]
+
+
+def test_no_module_is_huge():
+    for path in PACKAGE.rglob("*.py"):
+        assert len(path.read_text().splitlines()) <= 600, path

@@ -1,0 +1,251 @@
+"""The master process: binding, signals, respawning, boot failures, command-line forms."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from helpers import APPS, ROOT, Client, Server, free_port, get, start_server
+
+
+def child_pids(pid: int) -> set[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return {int(p) for p in f.read().split()}
+    except FileNotFoundError:
+        return set()
+
+
+def wait_exit(server: Server, timeout: float) -> int:
+    try:
+        return server.proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"server still running after {timeout}s:\n{server.log()}") from None
+
+
+def background_get(server: Server, path: str) -> dict:
+    """Start a request in a thread; the dict gets 'response' or 'error' when it ends."""
+    result: dict = {}
+
+    def run():
+        try:
+            with Client(server.connect(timeout=20)) as client:
+                client.send(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+                result["response"] = client.read_response()
+        except Exception as exc:  # noqa: BLE001 - the test inspects whatever happened
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    result["thread"] = thread
+    return result
+
+
+def test_term_is_graceful(fresh_server):
+    server = fresh_server("-w", "2", "--graceful-timeout", "10")
+    workers = child_pids(server.pid)
+    assert len(workers) == 2
+    pending = background_get(server, "/sleep?1.5")
+    time.sleep(0.5)
+    server.signal(signal.SIGTERM)
+    pending["thread"].join(10)
+    assert pending["response"].status == 200 and pending["response"].body == b"slept"
+    assert wait_exit(server, 10) == 0
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in workers if _is_not_zombie(pid))
+
+
+def _is_not_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_term_kills_requests_past_graceful_timeout(fresh_server):
+    server = fresh_server("--graceful-timeout", "1")
+    pending = background_get(server, "/sleep?30")
+    time.sleep(0.5)
+    started = time.monotonic()
+    server.signal(signal.SIGTERM)
+    assert wait_exit(server, 10) == 0
+    assert time.monotonic() - started < 5
+    pending["thread"].join(5)
+    assert "error" in pending
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGQUIT])
+def test_int_and_quit_are_fast(fresh_server, sig):
+    server = fresh_server("--graceful-timeout", "20")
+    pending = background_get(server, "/sleep?30")
+    time.sleep(0.5)
+    started = time.monotonic()
+    server.signal(sig)
+    assert wait_exit(server, 10) == 0
+    assert time.monotonic() - started < 3
+    pending["thread"].join(5)
+    assert "error" in pending
+
+
+def test_killed_worker_is_replaced(fresh_server):
+    server = fresh_server("-w", "2")
+    before = child_pids(server.pid)
+    victim = int(get(server, "/pid").body)
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        now = child_pids(server.pid)
+        if len(now) == 2 and victim not in now:
+            break
+        time.sleep(0.05)
+    assert len(now) == 2 and victim not in now and before - {victim} <= now
+    server.wait_log("killed by signal SIGKILL")
+    assert get(server, "/hello").status == 200
+
+
+def test_crashing_worker_is_replaced(fresh_server):
+    server = fresh_server()
+    pid = int(get(server, "/pid").body)
+    with Client(server.connect()) as client:
+        client.send(b"GET /crash-worker HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert client.is_closed()
+    server.wait_log("exit code 1")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if int(get(server, "/pid").body) != pid:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("worker was not replaced")
+
+
+def test_hung_worker_is_killed_after_timeout(fresh_server):
+    server = fresh_server("--timeout", "2")
+    pid = int(get(server, "/pid").body)
+    pending = background_get(server, "/sleep?60")
+    server.wait_log("WORKER TIMEOUT", timeout=10)
+    pending["thread"].join(5)
+    assert "error" in pending
+    assert int(get(server, "/pid").body) != pid
+
+
+def test_unimportable_app_exits_with_one_clear_line(tmp_path):
+    server = start_server(tmp_path, "-w", "4", app="no_such_module:app", wait=False)
+    try:
+        code = wait_exit(server, 15)
+    finally:
+        server.stop()
+    log = server.log()
+    assert code == 3
+    errors = [line for line in log.splitlines() if "no_such_module" in line]
+    assert len(errors) == 1 and "[ERROR]" in errors[0] and "No module named" in errors[0], log
+
+
+def test_app_raising_at_import_reports_traceback(tmp_path):
+    server = start_server(tmp_path, app="broken_import:app", wait=False)
+    try:
+        code = wait_exit(server, 15)
+    finally:
+        server.stop()
+    log = server.log()
+    assert code == 3
+    assert "broken_import" in log and "this module fails at import time" in log and "Traceback" in log
+
+
+@pytest.mark.parametrize(
+    ("app", "message"),
+    [("factory:missing", "failed to find attribute 'missing'"), ("factory:not_callable", "is not callable")],
+)
+def test_bad_app_attribute(tmp_path, app, message):
+    server = start_server(tmp_path, app=app, wait=False)
+    try:
+        assert wait_exit(server, 15) == 3
+    finally:
+        server.stop()
+    assert message in server.log()
+
+
+@pytest.mark.parametrize(
+    ("app", "body"),
+    [("factory", b"default!"), ("factory:create_app()", b"hi!"),
+     ("factory:create_app('hello', punctuation='?')", b"hello?")],
+)
+def test_app_uri_forms(fresh_server, app, body):
+    server = fresh_server(app=app)
+    assert get(server, "/").body == body
+
+
+def test_unix_socket_stale_file_replaced_and_removed(fresh_server, tmp_path):
+    path = str(tmp_path / "prefork.sock")
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(path)  # a socket file nobody listens on
+    stale.close()
+    server = fresh_server(bind=f"unix:{path}")
+    assert get(server, "/hello").body == b"Hello, World!"
+    env_raw = get(server, "/environ-json").body
+    assert b'"REMOTE_ADDR": ""' in env_raw
+    server.signal(signal.SIGTERM)
+    assert wait_exit(server, 10) == 0
+    assert not os.path.exists(path)
+
+
+def test_unix_socket_in_use_is_refused(fresh_server, tmp_path):
+    path = str(tmp_path / "busy.sock")
+    fresh_server(bind=f"unix:{path}")
+    second = start_server(tmp_path, bind=f"unix:{path}", wait=False)
+    try:
+        assert wait_exit(second, 10) == 1
+    finally:
+        second.stop()
+    assert "another server is listening" in second.log()
+
+
+def test_ipv6_and_several_binds(fresh_server):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    port6 = free_port()
+    server = fresh_server("-b", f"[::1]:{port6}")
+    assert get(server, "/hello").status == 200
+    with socket.create_connection(("::1", port6), timeout=5) as sock:
+        client = Client(sock)
+        client.send(b"GET /environ-json HTTP/1.1\r\nHost: [::1]\r\n\r\n")
+        body = client.read_response().body
+    assert b'"REMOTE_ADDR": "::1"' in body and b'"SERVER_NAME": "[::1]"' in body
+
+
+def test_address_in_use_is_a_clear_error(fresh_server, tmp_path):
+    server = fresh_server()
+    second = start_server(tmp_path, bind=f"127.0.0.1:{server.port}", wait=False)
+    try:
+        assert wait_exit(second, 10) == 1
+    finally:
+        second.stop()
+    assert "cannot listen on 127.0.0.1" in second.log()
+
+
+def test_console_script_and_help():
+    out = subprocess.run([sys.executable, "-m", "prefork", "--help"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0
+    for flag in ("--workers", "--bind", "--worker-class", "--timeout", "--graceful-timeout", "--keep-alive",
+                 "--log-level", "--access-logfile", "--error-logfile", "--limit-request-line",
+                 "--limit-request-fields", "--limit-request-field_size", "--name", "--backlog"):
+        assert flag in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "prefork", "-w", "0", "x:app"], capture_output=True, text=True,
+                         timeout=30, cwd=ROOT, env=dict(os.environ, PYTHONPATH=APPS))
+    assert bad.returncode == 2 and "must be at least 1" in bad.stderr
+
+
+def test_workers_get_process_titles(fresh_server):
+    pytest.importorskip("setproctitle")
+    server = fresh_server("-n", "myapp")
+    with open(f"/proc/{server.pid}/cmdline", "rb") as f:
+        assert f.read().startswith(b"prefork: master [myapp]")
