@@ -196,12 +196,16 @@ def test_write_callable(server):
 
 def test_close_is_called_on_the_iterable(server):
     close_log = server.extra["close_log"]
-    before = close_log.read_text().count("closed") if close_log.exists() else 0
+
+    def closes() -> int:
+        return close_log.read_text().count("closed") if close_log.exists() else 0
+
+    before = closes()
     assert get(server, "/closing").body == b"ab"
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and close_log.read_text().count("closed") == before:
+    while time.monotonic() < deadline and closes() == before:
         time.sleep(0.02)
-    assert close_log.read_text().count("closed") == before + 1
+    assert closes() == before + 1
 
 
 def test_exc_info_replaces_status_and_headers_before_sending(server):
