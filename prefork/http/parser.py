@@ -89,8 +89,7 @@ def parse_head(buf: bytes, limits: Limits) -> tuple[RequestHead, int] | None:
         return None
     lines = buf[start:end].decode("latin-1").split("\r\n")
     head = _request_line(lines[0], limits)
-    _field_lines(head, lines, limits)
-    _message_semantics(head, limits)
+    _message_semantics(head, _field_lines(head, lines, limits), limits)
     return head, end + 4
 
 
@@ -160,14 +159,19 @@ def _request_target(head: RequestHead, target: str) -> None:
         head.host = authority  # §3.2.2: the target's authority overrides Host
 
 
-def _field_lines(head: RequestHead, lines: list[str], limits: Limits) -> None:
+# The fields whose meaning the parser itself needs; their values are collected during the one pass.
+_FRAMING_FIELDS = frozenset({"host", "content-length", "transfer-encoding", "connection", "expect"})
+
+
+def _field_lines(head: RequestHead, lines: list[str], limits: Limits) -> dict[str, list[str]]:
+    """Parse every field line into ``head.headers``; return the values of the framing fields."""
     if limits.max_fields and len(lines) - 1 > limits.max_fields:
         raise HeaderFieldsTooLarge("too many header fields")
     max_size = limits.max_field_size
-    headers = head.headers
+    append = head.headers.append
     fullmatch = FIELD_LINE_RE.fullmatch
-    for i in range(1, len(lines)):
-        line = lines[i]
+    framing: dict[str, list[str]] = {}
+    for line in lines[1:]:
         if max_size and len(line) > max_size:
             raise HeaderFieldsTooLarge("header field too large")
         match = fullmatch(line)
@@ -178,43 +182,37 @@ def _field_lines(head: RequestHead, lines: list[str], limits: Limits) -> None:
         name, value = match.groups()
         if value[-1:] in (" ", "\t"):
             value = value.rstrip(" \t")
-        headers.append((name, value))
-
-
-def _message_semantics(head: RequestHead, limits: Limits) -> None:
-    """Host (§3.2), body length (§6.3), Connection (§9.3), Expect (RFC 9110 §10.1.1)."""
-    hosts = []
-    lengths = []
-    codings = None
-    connection = None
-    expect = None
-    for name, value in head.headers:
+        append((name, value))
         lname = name.lower()
-        if lname == "host":
-            hosts.append(value)
-        elif lname == "content-length":
-            lengths.append(value)
-        elif lname == "transfer-encoding":
-            codings = value if codings is None else codings + "," + value
-        elif lname == "connection":
-            connection = value if connection is None else connection + "," + value
-        elif lname == "expect":
-            expect = value if expect is None else expect + "," + value
+        if lname in _FRAMING_FIELDS:
+            if lname in framing:
+                framing[lname].append(value)
+            else:
+                framing[lname] = [value]
+    return framing
+
+
+def _message_semantics(head: RequestHead, framing: dict[str, list[str]], limits: Limits) -> None:
+    """Host (§3.2), body length (§6.3), Connection (§9.3), Expect (RFC 9110 §10.1.1)."""
     http11 = head.version == "HTTP/1.1"
-
-    if len(hosts) > 1:
+    hosts = framing.get("host")
+    if hosts is None:
+        if http11:
+            raise BadRequest("HTTP/1.1 request without Host header")
+    elif len(hosts) > 1:
         raise BadRequest("more than one Host header")
-    if hosts:
-        if not HOST_RE.fullmatch(hosts[0]):
-            raise BadRequest("invalid Host header")
-        if head.host is None:
-            head.host = hosts[0]
-    elif http11:
-        raise BadRequest("HTTP/1.1 request without Host header")
+    elif not HOST_RE.fullmatch(hosts[0]):
+        raise BadRequest("invalid Host header")
+    elif head.host is None:
+        head.host = hosts[0]
+    if len(framing) == (hosts is not None):
+        return  # nothing else to decide: no body, default persistence
 
+    codings = framing.get("transfer-encoding")
+    lengths = framing.get("content-length")
     if codings is not None:
-        _transfer_coding(head, codings, bool(lengths), http11)
-    elif lengths:
+        _transfer_coding(head, ",".join(codings), lengths is not None, http11)
+    elif lengths is not None:
         if len(lengths) > 1:  # §6.3 step 5: we refuse even identical duplicates
             raise BadRequest("more than one Content-Length header")
         if not CONTENT_LENGTH_RE.fullmatch(lengths[0]):
@@ -225,15 +223,17 @@ def _message_semantics(head: RequestHead, limits: Limits) -> None:
         if limits.max_body and head.content_length > limits.max_body:
             raise PayloadTooLarge("request body larger than limit_request_body")
 
+    connection = framing.get("connection")
     if connection is not None:
-        tokens = {t.strip().lower() for t in connection.split(",")}
+        tokens = {t.strip().lower() for t in ",".join(connection).split(",")}
         if "close" in tokens:
             head.keep_alive = False
         elif not http11 and "keep-alive" in tokens:
             head.keep_alive = True
 
+    expect = framing.get("expect")
     if expect is not None and http11:  # an HTTP/1.0 server ignores 100-continue (RFC 9110 §10.1.1)
-        if expect.strip().lower() != "100-continue":
+        if ",".join(expect).strip().lower() != "100-continue":
             raise ExpectationFailed("only 100-continue is supported")
         head.expect_continue = True
 
