@@ -23,8 +23,9 @@ from .proctitle import set_title
 from .sockets import BindError, Listener, bind
 from .workers.base import EXIT_BOOT_FAILED
 from .workers.sync import SyncWorker
+from .workers.threaded import ThreadedWorker
 
-WORKER_CLASSES = {"sync": SyncWorker}
+WORKER_CLASSES = {"sync": SyncWorker, "threaded": ThreadedWorker}
 EXIT_OK, EXIT_CONFIG, EXIT_APP_LOAD = 0, 1, 3
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD)
 LOOP_INTERVAL = 1.0
@@ -176,12 +177,12 @@ class Arbiter:
                     self.exit_code, self.graceful = EXIT_APP_LOAD, False
                 return
             self.log.error("Worker %d (pid %d) failed to boot: %s", index, pid, message)
-        elif self.exit_code is None:
-            cause = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-            self.log.error("Worker %d (pid %d) died: %s", index, pid, cause)
-        else:
+        elif self.exit_code is not None or code == 0:  # stopping, or the worker recycled itself
             self.log.info("Worker %d (pid %d) exited", index, pid)
             return
+        else:
+            cause = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+            self.log.error("Worker %d (pid %d) died: %s", index, pid, cause)
         self.failures += 1
         self.respawn_at = monotonic() + min(MAX_BACKOFF, 0.1 * 2 ** (self.failures - 1))
 

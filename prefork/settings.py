@@ -47,7 +47,7 @@ def non_negative_float(text: str) -> float:
     return value
 
 
-WORKER_CLASSES = ("sync",)
+WORKER_CLASSES = ("sync", "threaded", "gthread")  # gthread: gunicorn's name for threaded
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("bind", ("-b", "--bind"), ["127.0.0.1:8000"], "Address to listen on: HOST:PORT, [IPV6]:PORT or "
@@ -57,6 +57,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("workers", ("-w", "--workers"), 1, "Number of worker processes.", "worker", positive_int, "INT"),
     Setting("worker_class", ("-k", "--worker-class"), "sync", "Worker type.", "worker", str, "NAME",
             choices=WORKER_CLASSES),
+    Setting("threads", ("--threads",), 1, "Request threads per worker (threaded worker). More than 1 with the "
+            "sync worker class selects the threaded worker, as in gunicorn.", "worker", positive_int, "INT"),
+    Setting("request_timeout", ("--request-timeout",), 0, "Threaded worker: a request running longer than "
+            "this many seconds is logged with its thread's stack and the worker is recycled gracefully. "
+            "0 disables it.", "worker", non_negative_float, "SECONDS"),
     Setting("worker_connections", ("--worker-connections",), 1000, "Maximum number of open connections one "
             "worker holds; past it the worker stops accepting until one closes.", "worker", positive_int, "INT"),
     Setting("timeout", ("-t", "--timeout"), 30, "A worker silent for this many seconds (stuck in one "
@@ -147,4 +152,13 @@ def build_parser(prog: str = "prefork") -> argparse.ArgumentParser:
 def parse_args(argv: list[str]) -> Settings:
     namespace = vars(build_parser().parse_args(argv))
     app_uri = namespace.pop("app_uri")
-    return Settings(namespace, app_uri)
+    settings = Settings(namespace, app_uri)
+    settings.worker_class = effective_worker_class(settings.worker_class, settings.threads)
+    return settings
+
+
+def effective_worker_class(name: str, threads: int) -> str:
+    """gunicorn's rules: ``gthread`` is our ``threaded``; ``sync`` with threads > 1 becomes threaded."""
+    if name == "gthread" or (name == "sync" and threads > 1):
+        return "threaded"
+    return name

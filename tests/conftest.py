@@ -8,7 +8,8 @@ import pytest
 
 from helpers import start_server
 
-WORKER_CLASSES = ["sync"]
+# Every test of the module-scoped ``server`` runs once per worker class.
+WORKER_CLASSES = {"sync": ["-k", "sync"], "threaded": ["-k", "threaded", "--threads", "4"]}
 
 
 @pytest.fixture(scope="session")
@@ -18,17 +19,18 @@ def payload_file(tmp_path_factory) -> str:
     return str(path)
 
 
-@pytest.fixture(scope="module", params=WORKER_CLASSES)
+@pytest.fixture(scope="module", params=list(WORKER_CLASSES))
 def server(request, tmp_path_factory, payload_file):
     """One server for a module's tests: 1 worker, short timeouts so timeout tests stay quick."""
     tmp = tmp_path_factory.mktemp("server")
     close_log = tmp / "close.log"
     srv = start_server(
-        tmp, "-k", request.param, "--keep-alive", "2", "--header-timeout", "2", "--read-timeout", "2",
+        tmp, *WORKER_CLASSES[request.param], "--keep-alive", "2", "--header-timeout", "2", "--read-timeout", "2",
         "--limit-request-body", "1000000",
         env={"PREFORK_TEST_FILE": payload_file, "PREFORK_TEST_CLOSE_LOG": str(close_log)},
     )
     srv.extra["close_log"] = close_log
+    srv.extra["worker_class"] = request.param
     yield srv
     srv.stop()
 

@@ -21,7 +21,7 @@ from typing import Any
 from .. import scoreboard as sb
 from ..conn import Connection
 from ..http.errors import HTTPError, RequestTimeout
-from ..http.parser import Limits, parse_head
+from ..http.parser import Limits, RequestHead, parse_head
 from ..http.response import server_headers
 from ..loader import AppLoadError, load_app
 from ..logs import AccessLog, error_stream, open_log_stream
@@ -100,10 +100,14 @@ class Worker:
     def run_loop(self) -> None:
         raise NotImplementedError
 
+    def liveness(self, now: float) -> float:
+        """The heartbeat value: the worker counts as silent from this time on."""
+        return now
+
     def housekeeping(self, now: float, connections: dict[int, Connection]) -> None:
         """Heartbeat, parent check, and the header/idle timeouts of parked connections."""
         self.next_housekeeping = now + HOUSEKEEPING_INTERVAL
-        self.board.beat(self.index, now)
+        self.board.beat(self.index, self.liveness(now))
         self.board.count_request(self.index, self.requests)
         if os.getppid() != self.ppid:
             self.log.warning("Master went away; worker %d exits", self.index)
@@ -111,6 +115,8 @@ class Worker:
         header_timeout = self.settings.header_timeout
         keepalive = self.settings.keepalive
         for fd, conn in list(connections.items()):
+            if conn.busy:
+                continue  # a request thread owns it
             if conn.head_since:
                 if now - conn.head_since > header_timeout:
                     del connections[fd]
@@ -120,35 +126,65 @@ class Worker:
                 del connections[fd]
                 conn.close()
 
+    def accept(self, listener: Listener, now: float) -> Connection | None:
+        """Accept one connection and read what it already sent, without blocking."""
+        try:
+            sock, peer = listener.sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return None  # another worker took it
+        except OSError as exc:  # EMFILE and friends: keep serving the connections we have
+            self.log.error("accept() failed on %s: %s", listener.address, exc)
+            return None
+        listener.tune_accepted(sock)
+        conn = Connection(sock, self.handler.connection_environ(peer, listener.server_address), now)
+        if conn.recv_nowait():
+            return conn
+        conn.close()
+        return None
+
     # -- the request cycle (runs in the thread that owns the connection) -----------------------
 
-    def serve_connection(self, conn: Connection) -> bool:
-        """Run every complete request buffered on ``conn``; False when the caller must close it."""
-        handle = self.handler.handle
+    def next_head(self, conn: Connection) -> RequestHead | None:
+        """The next complete request head buffered on ``conn``, or None. Raises HTTPError."""
+        parsed = parse_head(conn.buf, self.limits)
+        if parsed is None:
+            if conn.buf and not conn.head_since:
+                conn.head_since = monotonic()
+            return None
+        head, used = parsed
+        conn.consume(used)
+        conn.head_since = 0.0
+        return head
+
+    def serve_connection(self, conn: Connection, head: RequestHead | None = None) -> bool:
+        """Run ``head`` (if given) and every complete request buffered on ``conn``.
+
+        Returns False when the caller must close the connection, True when it waits for more.
+        """
+        run = self.run_request
         keepalive = self.settings.keepalive > 0
-        while True:
-            try:
-                parsed = parse_head(conn.buf, self.limits)
-            except HTTPError as exc:
-                self.reject(conn, exc)
-                return False
-            if parsed is None:
-                if conn.buf and not conn.head_since:
-                    conn.head_since = monotonic()
-                return True
-            head, used = parsed
-            conn.consume(used)
-            conn.head_since = 0.0
-            if not (keepalive and self.alive):
-                head.keep_alive = False
-            keep = handle(conn, head)
-            self.requests += 1
-            conn.requests += 1
-            if not keep:
-                return False
-            if not conn.buf:
-                conn.idle_since = monotonic()
-                return True
+        try:
+            if head is None:
+                head = self.next_head(conn)
+            while head is not None:
+                if not (keepalive and self.alive):
+                    head.keep_alive = False
+                keep = run(conn, head)
+                self.requests += 1
+                conn.requests += 1
+                if not keep:
+                    return False
+                if not conn.buf:
+                    conn.idle_since = monotonic()
+                    return True
+                head = self.next_head(conn)
+            return True
+        except HTTPError as exc:
+            self.reject(conn, exc)
+            return False
+
+    def run_request(self, conn: Connection, head: RequestHead) -> bool:
+        return self.handler.handle(conn, head)
 
     def reject(self, conn: Connection, exc: HTTPError) -> None:
         """Answer a request we refuse before the application sees it; the caller closes ``conn``."""

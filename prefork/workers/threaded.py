@@ -1,0 +1,175 @@
+"""The threaded worker: a bounded pool of request threads fed by one event loop.
+
+Threads and what they run:
+- the **event-loop thread** (the process's main thread) runs ``run_loop`` and everything it calls
+  except ``_request_thread``: it accepts, reads request heads from idle and slow connections in
+  epoll, hands a connection to the pool only once a head is complete, enforces the header and idle
+  timeouts, watches ``--request-timeout`` and writes the heartbeat;
+- the **request threads** run ``_request_thread``: ``serve_connection`` for the request they were
+  given (and any request pipelined behind it), then give the connection back to epoll or close it.
+
+A connection is owned by one thread at a time: registered with EPOLLONESHOT, it cannot fire again
+until the request thread re-arms it. Back-pressure: when every thread is busy and as many complete
+heads wait as there are threads, or the worker holds ``--worker-connections`` connections, the loop
+stops accepting; the kernel backlog and the other workers take the new connections.
+"""
+
+from __future__ import annotations
+
+import queue
+import select
+import sys
+import threading
+import traceback
+from time import monotonic
+
+from ..conn import Connection
+from ..http.errors import HTTPError
+from ..http.parser import RequestHead
+from .base import HOUSEKEEPING_INTERVAL, Worker
+from .poller import Poller
+
+_ARMED = select.EPOLLIN | select.EPOLLONESHOT
+
+
+class ThreadedWorker(Worker):
+    multithread = True
+
+    def run_loop(self) -> None:
+        self.poller = Poller(self.listeners)
+        self.connections: dict[int, Connection] = {}
+        self.jobs: queue.SimpleQueue[tuple[Connection, RequestHead] | None] = queue.SimpleQueue()
+        self.running: dict[int, tuple[float, RequestHead]] = {}  # thread ident -> (start, head)
+        self.timed_out: set[int] = set()
+        threads = [threading.Thread(target=self._request_thread, name=f"request-{i}", daemon=True)
+                   for i in range(self.settings.threads)]
+        for thread in threads:
+            thread.start()
+        try:
+            self._event_loop()
+        finally:
+            self._drain(threads)
+
+    # -- event-loop thread ----------------------------------------------------------------------------
+
+    def _event_loop(self) -> None:
+        poller = self.poller
+        connections = self.connections
+        max_connections = self.settings.worker_connections
+        threads = self.settings.threads
+        while self.alive:
+            events = poller.poll(HOUSEKEEPING_INTERVAL)
+            now = monotonic()
+            for fd, _ in events:
+                conn = connections.get(fd)
+                if conn is not None:
+                    if not conn.busy:  # a busy one can only report a hang-up; its thread will see it
+                        self._readable(conn)
+                elif fd in poller.listeners:
+                    conn = self.accept(poller.listeners[fd], now)
+                    if conn is not None:
+                        connections[conn.fd] = conn
+                        # Registered disarmed: EPOLLONESHOT also silences the hang-up that epoll
+                        # reports unasked while a request thread owns the connection.
+                        poller.epoll.register(conn.fd, select.EPOLLONESHOT)
+                        self._wait_or_dispatch(conn)
+                else:
+                    poller.is_wake(fd)
+            if now >= self.next_housekeeping:
+                self.housekeeping(now, connections)
+                self._check_request_timeouts(now)
+            queued = self.jobs.qsize()
+            poller.set_accepting(self.alive and len(connections) < max_connections and queued < threads)
+
+    def _readable(self, conn: Connection) -> None:
+        if conn.recv_nowait():
+            self._wait_or_dispatch(conn)
+        else:
+            self._forget(conn)
+
+    def _wait_or_dispatch(self, conn: Connection) -> None:
+        """Hand ``conn`` to the pool if its head is complete, else re-arm it in epoll."""
+        try:
+            head = self.next_head(conn)
+        except HTTPError as exc:
+            self.reject(conn, exc)
+            self._forget(conn)
+            return
+        if head is None:
+            self.poller.epoll.modify(conn.fd, _ARMED)
+            return
+        conn.busy = True
+        self.jobs.put((conn, head))
+
+    def _forget(self, conn: Connection) -> None:
+        self.connections.pop(conn.fd, None)
+        conn.close()
+
+    def liveness(self, now: float) -> float:
+        """The worker is alive while a thread is free or some request started within --timeout.
+
+        A heartbeat from this loop alone would hide a worker whose every thread is stuck.
+        """
+        running = list(self.running.values())
+        if len(running) < self.settings.threads:
+            return now
+        return max(started for started, _ in running)
+
+    def _check_request_timeouts(self, now: float) -> None:
+        limit = self.settings.request_timeout
+        if not limit:
+            return
+        frames = None
+        for ident, (started, head) in list(self.running.items()):
+            if now - started <= limit or ident in self.timed_out:
+                continue
+            self.timed_out.add(ident)
+            frames = frames or sys._current_frames()
+            frame = frames.get(ident)
+            stack = "".join(traceback.format_stack(frame)) if frame else "(no stack)"
+            self.log.error("Request timeout: %s %s has run for %.1fs (limit %ss); recycling worker %d. "
+                           "Stack of its thread:\n%s", head.method, head.target, now - started, limit,
+                           self.index, stack.rstrip())
+            self.alive = False  # graceful: other threads finish, the master starts a replacement
+
+    def _drain(self, threads: list[threading.Thread]) -> None:
+        """Graceful stop: close idle connections now, let queued and running requests finish."""
+        self.poller.set_accepting(False)
+        for conn in list(self.connections.values()):
+            if not conn.busy:
+                self._forget(conn)
+        for _ in threads:
+            self.jobs.put(None)
+        deadline = monotonic() + self.settings.graceful_timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - monotonic()))
+        for conn in list(self.connections.values()):
+            conn.close()
+        self.poller.close()
+
+    # -- request threads ------------------------------------------------------------------------------
+
+    def _request_thread(self) -> None:
+        jobs = self.jobs
+        while (job := jobs.get()) is not None:
+            conn, head = job
+            try:
+                keep = self.serve_connection(conn, head)
+            except Exception:
+                self.log.exception("Unexpected error serving a connection")
+                keep = False
+            if keep and self.alive:
+                conn.busy = False
+                self.poller.epoll.modify(conn.fd, _ARMED)
+            else:
+                self._forget(conn)
+            if self.alive and not self.poller.accepting:
+                self.poller.wake()  # capacity freed: let the loop resume accepting now
+
+    def run_request(self, conn: Connection, head: RequestHead) -> bool:
+        ident = threading.get_ident()
+        self.running[ident] = (monotonic(), head)
+        try:
+            return self.handler.handle(conn, head)
+        finally:
+            del self.running[ident]
