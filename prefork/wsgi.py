@@ -61,11 +61,12 @@ class FileWrapper:
 class Response:
     """The response side of one request: start_response, write and the framing decisions."""
 
-    __slots__ = ("conn", "is_head", "http11", "keep_alive", "status", "headers", "headers_sent",
+    __slots__ = ("conn", "handler", "is_head", "http11", "keep_alive", "status", "headers", "headers_sent",
                  "code", "chunked", "length", "skip_body", "sent", "problem")
 
-    def __init__(self, conn: Connection, head: RequestHead) -> None:
+    def __init__(self, conn: Connection, head: RequestHead, handler: WSGIHandler) -> None:
         self.conn = conn
+        self.handler = handler
         self.is_head = head.method == "HEAD"
         self.http11 = head.version == "HTTP/1.1"
         self.keep_alive = head.keep_alive
@@ -146,6 +147,8 @@ class Response:
             lines.append("Transfer-Encoding: chunked\r\n")
         else:
             self.keep_alive = False  # HTTP/1.0 without a length: the close delimits the body
+        if self.handler.draining:
+            self.keep_alive = False  # the worker is stopping: tell the client not to send more
         if not self.keep_alive:
             lines.append("Connection: close\r\n")
         elif not self.http11:
@@ -255,6 +258,7 @@ class WSGIHandler:
         self.limits = limits
         self.log = log
         self.access_log = access_log
+        self.draining = False  # set by the worker on a graceful stop
         self.base = {
             "SCRIPT_NAME": "",
             "SERVER_SOFTWARE": server_software,
@@ -329,7 +333,7 @@ class WSGIHandler:
 
     def handle(self, conn: Connection, head: RequestHead) -> bool:
         """Run one request; True when the connection may carry another one."""
-        response = Response(conn, head)
+        response = Response(conn, head, self)
         if head.chunked:
             limits = self.limits
             decoder = ChunkedDecoder(limits.max_body, limits.max_fields, limits.max_field_size)

@@ -93,6 +93,8 @@ class Worker:
 
     def _on_term(self, signum: int, frame: Any) -> None:
         self.alive = False
+        if self.handler is not None:
+            self.handler.draining = True
 
     def _on_quit(self, signum: int, frame: Any) -> None:
         sys.exit(0)  # fast stop: unwind now, whatever the worker is doing

@@ -131,6 +131,7 @@ class ThreadedWorker(Worker):
                            "Stack of its thread:\n%s", head.method, head.target, now - started, limit,
                            self.index, stack.rstrip())
             self.alive = False  # graceful: other threads finish, the master starts a replacement
+            self.handler.draining = True
 
     def _drain(self, threads: list[threading.Thread]) -> None:
         """Graceful stop: close idle connections now, let queued and running requests finish."""

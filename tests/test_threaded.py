@@ -1,0 +1,151 @@
+"""The threaded worker: concurrency, back-pressure, request timeouts, graceful stop, liveness.
+
+The HTTP behaviour tests (test_http, test_smuggling, test_slow_clients) already run against it
+through the parametrised ``server`` fixture; these are the threaded-only properties.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import threading
+import time
+
+from helpers import Client, get
+from test_process import background_get, child_pids, wait_exit
+
+
+def concurrent_gets(server, path: str, count: int) -> list:
+    pending = [background_get(server, path) for _ in range(count)]
+    for item in pending:
+        item["thread"].join(30)
+    return pending
+
+
+def test_concurrent_slow_requests_overlap(fresh_server):
+    server = fresh_server("-k", "threaded", "--threads", "4")
+    started = time.monotonic()
+    results = concurrent_gets(server, "/sleep?1", 4)
+    elapsed = time.monotonic() - started
+    assert all(r["response"].body == b"slept" for r in results)
+    assert elapsed < 1.9  # four 1-second requests in about one request's time
+
+
+def test_gthread_alias_and_threads_select_threaded(fresh_server):
+    for args in (["-k", "gthread", "--threads", "2"], ["--threads", "2"]):
+        server = fresh_server(*args)
+        env = json.loads(get(server, "/environ-json").body)
+        assert env["wsgi.multithread"] is True
+        server.stop()
+    sync = fresh_server()
+    assert json.loads(get(sync, "/environ-json").body)["wsgi.multithread"] is False
+
+
+def test_request_timeout_logs_stack_and_recycles_worker(fresh_server):
+    server = fresh_server("-k", "threaded", "--threads", "2", "--request-timeout", "1", "--graceful-timeout", "1")
+    old = int(get(server, "/pid").body)
+    background_get(server, "/sleep?60")
+    log = server.wait_log("Request timeout: GET /sleep?60", timeout=10)
+    assert "time.sleep(" in log or "in sleep" in log  # the stuck thread's stack
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if int(get(server, "/pid").body) != old:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("worker was not replaced:\n" + server.log())
+
+
+def test_other_threads_finish_while_worker_recycles(fresh_server):
+    server = fresh_server("-k", "threaded", "--threads", "3", "--request-timeout", "1", "--graceful-timeout", "5")
+    background_get(server, "/sleep?60")
+    time.sleep(0.2)
+    survivor = background_get(server, "/sleep?2")
+    server.wait_log("Request timeout", timeout=10)
+    survivor["thread"].join(10)
+    assert survivor["response"].body == b"slept"
+
+
+def test_all_threads_stuck_is_a_silent_worker(fresh_server):
+    """The master's --timeout sees a worker whose every thread is stuck, though its loop runs."""
+    server = fresh_server("-k", "threaded", "--threads", "2", "--timeout", "2")
+    old = set(child_pids(server.pid))
+    for _ in range(2):
+        background_get(server, "/sleep?60")
+    server.wait_log("WORKER TIMEOUT", timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (set(child_pids(server.pid)) & old or not child_pids(server.pid)):
+        time.sleep(0.1)
+    assert not set(child_pids(server.pid)) & old
+
+
+def test_one_stuck_thread_is_not_a_silent_worker(fresh_server):
+    server = fresh_server("-k", "threaded", "--threads", "2", "--timeout", "2")
+    background_get(server, "/sleep?5")
+    time.sleep(3.5)
+    assert get(server, "/hello").status == 200
+    assert "WORKER TIMEOUT" not in server.log()
+
+
+def test_term_completes_in_flight_requests(fresh_server):
+    server = fresh_server("-k", "threaded", "--threads", "5", "--graceful-timeout", "10")
+    pending = [background_get(server, "/sleep?1.5") for _ in range(4)]  # the fifth thread stays free
+    time.sleep(0.3)
+    with Client(server.connect()) as idle:
+        idle.send(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+        idle.read_response()
+        server.signal(signal.SIGTERM)
+        assert idle.is_closed(timeout=3)  # idle keep-alive connection closed at once
+    for item in pending:
+        item["thread"].join(10)
+        assert item["response"].body == b"slept"
+        assert item["response"].header("Connection") == "close"
+    assert wait_exit(server, 10) == 0
+
+
+def test_worker_connections_caps_accepting(fresh_server):
+    server = fresh_server("-k", "threaded", "--threads", "2", "--worker-connections", "2", "--keep-alive", "30")
+    held = [Client(server.connect()) for _ in range(2)]
+    for client in held:
+        client.send(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+        client.read_response()
+    third = Client(server.connect(timeout=10))
+    third.send(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+    third.sock.settimeout(1)
+    try:
+        third.sock.recv(1)
+        raise AssertionError("a third connection was served past --worker-connections 2")
+    except TimeoutError:
+        pass
+    held[0].sock.close()
+    third.sock.settimeout(5)
+    assert third.read_response().status == 200
+    for client in [*held[1:], third]:
+        client.sock.close()
+
+
+def test_access_log_lines_never_interleave(fresh_server, tmp_path):
+    path = tmp_path / "access.log"
+    server = fresh_server("-k", "threaded", "--threads", "8", "--access-logfile", str(path),
+                          "--access-logformat", "%(s)s %(U)s %({x-n}i)s")
+
+    def worker(n: int) -> None:
+        with Client(server.connect()) as client:
+            for i in range(25):
+                client.send(f"GET /hello/{n}/{i} HTTP/1.1\r\nHost: t\r\nX-N: {'x' * 200}{n}\r\n\r\n".encode())
+                client.read_response()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and path.read_text().count("\n") < 201:
+        time.sleep(0.05)
+    lines = path.read_text().splitlines()[1:]  # the first line is the start-up probe's request
+    assert len(lines) == 200
+    assert all(re.fullmatch(r"200 /hello/(\d)/\d+ x{200}\1", line) for line in lines)
