@@ -107,6 +107,9 @@ def main() -> None:
     parser.add_argument("--app", default="examples.hello:app")
     parser.add_argument("--path", default="/")
     parser.add_argument("--servers", default="prefork,gunicorn")
+    parser.add_argument("--worker", choices=["sync", "threaded"], default="sync",
+                        help="threaded = prefork -k threaded vs gunicorn -k gthread")
+    parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--server-core", default="1")
     parser.add_argument("--client-core", default="0")
     args = parser.parse_args()
@@ -115,7 +118,11 @@ def main() -> None:
 
     names = args.servers.split(",")
     results: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
-    servers = {n: Server(n, args.app, args.server_core, 1, []) for n in names}
+    extra = {"prefork": [], "gunicorn": []}
+    if args.worker == "threaded":
+        extra = {"prefork": ["-k", "threaded", "--threads", str(args.threads)],
+                 "gunicorn": ["-k", "gthread", "--threads", str(args.threads)]}
+    servers = {n: Server(n, args.app, args.server_core, 1, extra[n]) for n in names}
     try:
         for round_no in range(1, args.rounds + 1):
             for name in names:
@@ -131,8 +138,9 @@ def main() -> None:
             server.stop()
 
     base = names[-1]
-    print(f"\n## {args.scenario}, {args.connections} connections, {args.rounds} rounds x {args.duration}s, "
-          f"1 sync worker each\n")
+    kind = "1 sync worker" if args.worker == "sync" else f"1 worker with {args.threads} threads"
+    print(f"\n## {args.app} {args.scenario}, {args.connections} connections, {args.rounds} rounds x "
+          f"{args.duration}s, {kind} each\n")
     print("| server | median req/s | min-max req/s | median CPU us/req | ratio req/s vs " + base
           + " | ratio CPU/req (" + base + " / server) |")
     print("|---|---|---|---|---|---|")
