@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from wrk_compare import Server, run_wrk  # noqa: E402
+from wrk_compare import Server, run_wrk
 
 
 def slow_clients(port: int, count: int, seconds: float) -> None:
