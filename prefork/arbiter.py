@@ -1,13 +1,17 @@
-"""The master process: binds the sockets, forks the workers, then only supervises.
+"""The master process: binds or inherits the sockets, forks the workers, then only supervises.
 
 It never reads a client byte. Signal handlers only record the signal and wake the loop (through
-``signal.set_wakeup_fd``); the loop acts in ``handle_<name>()``, reaps children, replaces dead and
-silent workers, and stops. Signals: TERM = graceful stop, INT/QUIT = fast stop.
+``signal.set_wakeup_fd``); the loop calls ``handle_<signal>()``, reaps children, and lets
+``pool.Pool`` decide which workers to start, retire or kill.
+
+Signals (as in gunicorn): HUP reload (new generation first, old one drained once it is ready), TERM
+graceful stop, INT/QUIT fast stop, USR1 reopen logs, USR2 binary upgrade (a new master inherits the
+sockets), WINCH stop the workers but keep the master (after USR2), TTIN/TTOU one worker more/less.
 """
 
 from __future__ import annotations
 
-import errno
+import gc
 import logging
 import os
 import select
@@ -19,134 +23,246 @@ from typing import Any
 
 from . import __version__
 from . import scoreboard as sb
+from .loader import AppLoadError, load_app
+from .logs import reopen_error_log
+from .pool import Pool, WorkerProc
+from .process import remove_pidfile, resolve_user, write_pidfile
 from .proctitle import set_title
-from .sockets import BindError, Listener, bind
+from .sockets import BindError, Listener, bind, from_fd
+from .systemd import Notifier, listen_fds
 from .workers.base import EXIT_BOOT_FAILED
 from .workers.sync import SyncWorker
 from .workers.threaded import ThreadedWorker
 
 WORKER_CLASSES = {"sync": SyncWorker, "threaded": ThreadedWorker}
 EXIT_OK, EXIT_CONFIG, EXIT_APP_LOAD = 0, 1, 3
-HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD)
-LOOP_INTERVAL = 1.0
-MAX_BACKOFF = 10.0
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD, signal.SIGHUP,
+                   signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU)
+INHERITED_FDS_ENV = "PREFORK_FDS"  # listening fds handed to a new master by USR2 or a preload reload
+ADOPTED_WORKERS_ENV = "PREFORK_OLD_WORKERS"  # workers a re-executed master must drain once it is ready
 
 
 class Arbiter:
     def __init__(self, settings: Any, log: logging.Logger) -> None:
         self.settings = settings
         self.log = log
+        self.name = settings.proc_name or settings.app_uri
         self.listeners: list[Listener] = []
-        self.workers: dict[int, int] = {}  # pid -> scoreboard slot
         self.signals: deque[int] = deque()
-        self.board = sb.Scoreboard(max(64, settings.workers * 2))
-        self.booted = False  # some worker reached READY at least once
-        self.failures = 0  # consecutive worker deaths without a READY in between
-        self.respawn_at = 0.0
+        self.notifier = Notifier()
+        self.pool = Pool(settings, log, sb.Scoreboard(max(64, settings.workers * 4)), self.notifier)
         self.exit_code: int | None = None  # set when the master decides to stop
         self.graceful = True
-        self.name = settings.proc_name or settings.app_uri
+        self.stop_at = 0.0  # end of --shutdown-delay
+        self.upgrade_child = 0  # pid of the new master started by USR2
+        self.app = None  # the preloaded application (--preload)
 
-    # -- main loop ----------------------------------------------------------------------------------
+    # -- start-up and main loop ---------------------------------------------------------------------
 
     def run(self) -> int:
+        code = self._start()
+        if code is not None:
+            return code
         try:
-            self.listeners = [bind(address, self.settings.backlog) for address in self.settings.bind]
-        except BindError as exc:
+            while self.exit_code is None or monotonic() < self.stop_at:  # stop_at: --shutdown-delay
+                self.pool.manage(self._spawn, stopping=self.exit_code is not None and not self.stop_at)
+                self._sleep()
+                self._dispatch_signals()
+                self._reap()
+                self.pool.check_health(monotonic())
+                if self.pool.first_start_failed and self.exit_code is None:
+                    self.exit_code, self.graceful = EXIT_APP_LOAD, False
+            self.notifier.stopping("stopping")
+            self.pool.stop_all(self.graceful, self._close_listeners, self._sleep, self._reap, self.signals)
+        finally:
+            self._close_listeners()
+            if self.settings.pidfile:
+                remove_pidfile(self.settings.pidfile)
+            self.log.info("Shutting down: Master")
+        return self.exit_code
+
+    def _start(self) -> int | None:
+        settings = self.settings
+        if settings.umask is not None:
+            os.umask(settings.umask)
+        try:
+            self.pool.uid, self.pool.gid = resolve_user(settings.user, settings.group)
+            self.listeners = self._listeners()
+        except (BindError, ValueError) as exc:
             self.log.error("%s", exc)
             return EXIT_CONFIG
         for listener in self.listeners:
-            listener.set_timeouts(self.settings.read_timeout, self.settings.write_timeout)
+            listener.set_timeouts(settings.read_timeout, settings.write_timeout)
+        if settings.preload_app:
+            try:
+                self.app = load_app(settings.app_uri)
+            except AppLoadError as exc:
+                self.log.error("Failed to load application %r: %s", settings.app_uri, exc)
+                return EXIT_APP_LOAD
+            gc.freeze()  # keep the preloaded objects out of the collector so their pages stay shared
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._install_signals()
+        signal.set_wakeup_fd(self.wake_w)
+        for signum in HANDLED_SIGNALS:
+            signal.signal(signum, self._record_signal)
+        if settings.pidfile:
+            write_pidfile(settings.pidfile)
         set_title(f"master [{self.name}]")
         self.log.info("Starting prefork %s", __version__)
         for listener in self.listeners:
             self.log.info("Listening at: %s (%d)", listener.address, os.getpid())
-        self.log.info("Using worker: %s", self.settings.worker_class)
-        try:
-            while self.exit_code is None:
-                self.manage_workers()
-                self.sleep()
-                self.dispatch_signals()
-                self.reap()
-                self.check_health()
-            self.stop_workers(self.graceful)
-        finally:
-            for listener in self.listeners:
-                listener.close(unlink=True)
-            self.log.info("Shutting down: Master")
-        return self.exit_code
+        self.log.info("Using worker: %s", settings.worker_class)
+        self.pool.adopt(os.environ.pop(ADOPTED_WORKERS_ENV, ""))
+        return None
 
-    def sleep(self) -> None:
+    def _listeners(self) -> list[Listener]:
+        """systemd's sockets, else those of the master we replace (USR2), else bind -b addresses."""
+        inherited = os.environ.pop(INHERITED_FDS_ENV, "")
+        systemd_fds = listen_fds()
+        if systemd_fds:
+            return [from_fd(fd, owned=False) for fd in systemd_fds]
+        if inherited:
+            return [from_fd(int(fd), owned=True) for fd in inherited.split(",")]
+        return [bind(address, self.settings.backlog) for address in self.settings.bind]
+
+    def _close_listeners(self) -> None:
+        for listener in self.listeners:
+            listener.close()
+        self.listeners = []
+
+    def _sleep(self) -> None:
+        timeout = 1.0
+        if self.notifier.watchdog_interval:
+            timeout = min(timeout, self.notifier.watchdog_interval / 2)
         try:
-            select.select([self.wake_r], [], [], LOOP_INTERVAL)
+            select.select([self.wake_r], [], [], timeout)
         except InterruptedError:
             pass
-        _drain(self.wake_r)
-
-    def _install_signals(self) -> None:
-        signal.set_wakeup_fd(self.wake_w)
-        for signum in HANDLED_SIGNALS:
-            signal.signal(signum, self._record_signal)
+        try:
+            while os.read(self.wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+        self.notifier.watchdog(monotonic())
 
     def _record_signal(self, signum: int, frame: Any) -> None:
         self.signals.append(signum)
 
-    def dispatch_signals(self) -> None:
+    def _dispatch_signals(self) -> None:
         while self.signals:
             signum = self.signals.popleft()
             name = signal.Signals(signum).name[3:].lower()
+            if signum != signal.SIGCHLD:
+                self.log.info("Handling signal: %s", name)
             getattr(self, f"handle_{name}")()
 
     # -- signal handlers (run in the loop, never in the signal handler) -----------------------------
 
-    def handle_term(self) -> None:
-        self.log.info("Handling signal: term")
-        self.exit_code, self.graceful = EXIT_OK, True
-
-    def handle_int(self) -> None:
-        self.log.info("Handling signal: int")
-        self.exit_code, self.graceful = EXIT_OK, False
-
-    handle_quit = handle_int
-
     def handle_chld(self) -> None:
         pass  # the loop reaps after every wake-up
 
-    # -- workers ------------------------------------------------------------------------------------
+    def handle_term(self) -> None:
+        if self.exit_code is None and self.settings.shutdown_delay:
+            self.stop_at = monotonic() + self.settings.shutdown_delay
+            self.notifier.stopping(f"stopping in {self.settings.shutdown_delay}s")
+            set_title(f"master [{self.name}] stopping")
+        self.exit_code, self.graceful = EXIT_OK, True
 
-    def manage_workers(self) -> None:
-        """Start workers until the configured count runs, respecting the crash back-off."""
-        if self.exit_code is not None or monotonic() < self.respawn_at:
+    def handle_int(self) -> None:
+        self.exit_code, self.graceful, self.stop_at = EXIT_OK, False, 0.0
+
+    handle_quit = handle_int
+
+    def handle_hup(self) -> None:
+        if self.exit_code is not None:
             return
-        used = set(self.workers.values())
-        free = (i for i in range(self.board.capacity) if i not in used)
-        for _ in range(self.settings.workers - len(self.workers)):
-            self.spawn(next(free))
+        if self.settings.preload_app:
+            self._reexec_for_preload()
+            return
+        self.pool.reload()
 
-    def spawn(self, index: int) -> None:
-        self.board.reset(index, monotonic())
+    def handle_ttin(self) -> None:
+        self.pool.resize(+1)
+
+    def handle_ttou(self) -> None:
+        self.pool.resize(-1)
+
+    def handle_usr1(self) -> None:
+        reopen_error_log(self.log)
+        self.pool.signal_all(signal.SIGUSR1)
+
+    def handle_winch(self) -> None:
+        if self.upgrade_child:  # gunicorn's meaning: after USR2, retire this master's workers
+            self.pool.resize(-self.pool.size, minimum=0)
+        else:
+            self.log.info("SIGWINCH ignored: no binary upgrade in progress")
+
+    def handle_usr2(self) -> None:
+        if self.upgrade_child:
+            self.log.warning("USR2 ignored: an upgraded master (pid %d) is already running", self.upgrade_child)
+            return
+        self.upgrade_child = self._exec_new_master(adopt_workers=False)
+        if self.settings.pidfile and self.upgrade_child:
+            os.replace(self.settings.pidfile, self.settings.pidfile + ".oldbin")
+        for listener in self.listeners:
+            listener.owned = False  # the new master removes unix socket files when it stops
+
+    # -- re-execution (USR2, and HUP with --preload) ------------------------------------------------
+
+    def _exec_new_master(self, adopt_workers: bool) -> int:
+        """Fork and exec this same command line, handing over the listening sockets."""
+        fds = [listener.sock.fileno() for listener in self.listeners]
+        env = dict(os.environ, **{INHERITED_FDS_ENV: ",".join(map(str, fds))})
+        if self.notifier.address:
+            env["NOTIFY_SOCKET"] = self.notifier.address
         pid = os.fork()
         if pid:
-            self.workers[pid] = index
-            return
-        self._run_worker(index)  # never returns
+            self.log.info("Started new master (pid %d) with listening fds %s", pid, fds)
+            return pid
+        try:
+            for fd in fds:
+                os.set_inheritable(fd, True)
+            signal.set_wakeup_fd(-1)
+            for signum in HANDLED_SIGNALS:
+                signal.signal(signum, signal.SIG_DFL)
+            os.execve(sys.executable, sys.orig_argv, env)
+        finally:
+            os._exit(1)
 
-    def _run_worker(self, index: int) -> None:
+    def _reexec_for_preload(self) -> None:
+        """HUP with --preload: exec a fresh master in place (same PID) that loads the new code."""
+        fds = [listener.sock.fileno() for listener in self.listeners]
+        env = dict(os.environ, **{INHERITED_FDS_ENV: ",".join(map(str, fds)),
+                                  ADOPTED_WORKERS_ENV: ",".join(map(str, self.pool.workers))})
+        if self.notifier.address:
+            env["NOTIFY_SOCKET"] = self.notifier.address
+        self.notifier.reloading()
+        self.log.info("Re-executing the master to load new code (--preload)")
+        for fd in fds:
+            os.set_inheritable(fd, True)
+        signal.set_wakeup_fd(-1)
+        for signum in HANDLED_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        os.execve(sys.executable, sys.orig_argv, env)
+
+    # -- children -----------------------------------------------------------------------------------
+
+    def _spawn(self, proc: WorkerProc) -> int:
+        pid = os.fork()
+        if pid:
+            return pid
         code = 1
         try:
             signal.set_wakeup_fd(-1)
             os.close(self.wake_r)
             os.close(self.wake_w)
             worker_class = WORKER_CLASSES[self.settings.worker_class]
-            worker = worker_class(index, self.settings, self.listeners, self.board, self.log,
+            worker = worker_class(proc.slot, self.settings, self.listeners, self.pool.board, self.log,
                                   f"prefork/{__version__}")
-            code = worker.main()
+            code = worker.main(self.app, self.pool.uid, self.pool.gid)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 0
         except BaseException:
-            self.log.exception("Worker %d crashed", index)
+            self.log.exception("Worker %d crashed", proc.slot)
         finally:
             for stream in (sys.stdout, sys.stderr):
                 try:
@@ -155,7 +271,8 @@ class Arbiter:
                     pass
             os._exit(code)
 
-    def reap(self) -> None:
+    def _reap(self) -> None:
+        """Collect every exited child: workers, an upgraded master, and orphans when we are PID 1."""
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -163,77 +280,13 @@ class Arbiter:
                 return
             if not pid:
                 return
-            index = self.workers.pop(pid, None)
-            if index is not None:
-                self.worker_exited(pid, index, status)
-
-    def worker_exited(self, pid: int, index: int, status: int) -> None:
-        code = os.waitstatus_to_exitcode(status)
-        if code == EXIT_BOOT_FAILED and self.board.read(index)[1] == sb.BOOT_FAILED:
-            message = self.board.message(index)
-            if not self.booted:
-                if self.exit_code is None:  # report once, not once per worker
-                    self.log.error("Failed to load application %r: %s", self.settings.app_uri, message)
-                    self.exit_code, self.graceful = EXIT_APP_LOAD, False
-                return
-            self.log.error("Worker %d (pid %d) failed to boot: %s", index, pid, message)
-        elif self.exit_code is not None or code == 0:  # stopping, or the worker recycled itself
-            self.log.info("Worker %d (pid %d) exited", index, pid)
-            return
-        else:
-            cause = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-            self.log.error("Worker %d (pid %d) died: %s", index, pid, cause)
-        self.failures += 1
-        self.respawn_at = monotonic() + min(MAX_BACKOFF, 0.1 * 2 ** (self.failures - 1))
-
-    def check_health(self) -> None:
-        """Note readiness; kill workers whose heartbeat is older than --timeout."""
-        now = monotonic()
-        timeout = self.settings.timeout
-        for pid, index in list(self.workers.items()):
-            heartbeat, state, _ = self.board.read(index)
-            if state == sb.READY and not self.booted:
-                self.booted = True
-            if state == sb.READY and self.failures:
-                self.failures = 0
-            if timeout and now - heartbeat > timeout:
-                self.log.critical("WORKER TIMEOUT (pid:%d): silent for %.0fs; killing it", pid, now - heartbeat)
-                self.board.beat(index, now)  # report once, not on every loop
-                _kill(pid, signal.SIGKILL)
-
-    def stop_workers(self, graceful: bool) -> None:
-        """Ask every worker to stop, wait up to graceful_timeout, then kill what is left."""
-        sig = signal.SIGTERM if graceful else signal.SIGQUIT
-        for pid in self.workers:
-            _kill(pid, sig)
-        deadline = monotonic() + self.settings.graceful_timeout
-        while self.workers and monotonic() < deadline:
-            self.sleep()
-            if graceful and any(s in (signal.SIGINT, signal.SIGQUIT) for s in self.signals):
-                break  # a fast stop requested during a graceful one
-            self.signals.clear()
-            self.reap()
-        for pid in self.workers:
-            _kill(pid, signal.SIGKILL)
-        while self.workers:
-            try:
-                pid, _status = os.waitpid(-1, 0)
-            except ChildProcessError:
-                break
-            self.workers.pop(pid, None)
-
-
-def _kill(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except OSError as exc:
-        if exc.errno != errno.ESRCH:
-            raise
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 512):
-            pass
-    except BlockingIOError:
-        pass
+            if pid == self.upgrade_child:
+                self.log.error("The upgraded master (pid %d) exited with %s; this master carries on", pid,
+                               os.waitstatus_to_exitcode(status))
+                self.upgrade_child = 0
+                if self.settings.pidfile and os.path.exists(self.settings.pidfile + ".oldbin"):
+                    os.replace(self.settings.pidfile + ".oldbin", self.settings.pidfile)
+                for listener in self.listeners:
+                    listener.owned = True
+                continue
+            self.pool.exited(pid, os.waitstatus_to_exitcode(status), EXIT_BOOT_FAILED)

@@ -52,6 +52,21 @@ def setup_error_log(target: str, level: str) -> logging.Logger:
     return log
 
 
+def reopen_error_log(log: logging.Logger) -> None:
+    """USR1: reopen the error log file (after logrotate moved it); stderr is left alone."""
+    for handler in log.handlers:
+        stream = getattr(handler, "stream", None)
+        path = getattr(stream, "name", None)
+        if isinstance(handler, logging.StreamHandler) and isinstance(path, str) and not path.startswith("<"):
+            handler.acquire()
+            try:
+                old = handler.stream
+                handler.stream = open_log_stream(path)
+                old.close()
+            finally:
+                handler.release()
+
+
 def error_stream(log: logging.Logger) -> TextIO:
     """The stream behind the error log, for ``wsgi.errors``."""
     for handler in log.handlers:
@@ -124,6 +139,14 @@ class AccessLog:
             "p": self.pid,
         }
         return self.fmt % _Atoms(atoms, environ, response.headers or [])
+
+    def reopen(self) -> None:
+        """USR1: reopen the access log file; stdout is left alone."""
+        path = getattr(self.stream, "name", None)
+        if isinstance(path, str) and not path.startswith("<"):
+            with self.lock:
+                old, self.stream = self.stream, open_log_stream(path)
+                old.close()
 
     def log(self, environ: dict, response: Any, duration: float) -> None:
         text = self.line(environ, response, duration) + "\n"

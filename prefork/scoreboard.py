@@ -2,8 +2,8 @@
 
 Created by the master before forking (an anonymous shared mmap, inherited across fork), so a
 heartbeat is a memory write, never a file on disk. A slot holds the worker's state, its last
-heartbeat (CLOCK_MONOTONIC, the same clock in every process), its request count and, after a boot
-failure, the message the master reports.
+heartbeat (CLOCK_MONOTONIC, the same clock in every process), its request count and a message: the
+reason of a boot failure or of a voluntary exit, which the master reports.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from __future__ import annotations
 import mmap
 import struct
 
-BOOTING, READY, DRAINING, BOOT_FAILED = 1, 2, 3, 4
+# RECYCLE: the worker reached --max-requests and asks the master for a replacement; it keeps serving
+# until the replacement is ready and the master retires it.
+BOOTING, READY, DRAINING, BOOT_FAILED, RECYCLE = 1, 2, 3, 4, 5
 
 _HEADER = struct.Struct("<dBQI")  # heartbeat, state, requests, message length
 _MESSAGE_SIZE = 4096

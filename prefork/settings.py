@@ -24,6 +24,7 @@ class Setting:
     metavar: str | None = None
     append: bool = False  # may be given several times (e.g. --bind)
     choices: tuple[str, ...] | None = None
+    flag: bool = False  # a switch without a value (store_true)
 
 
 def positive_int(text: str) -> int:
@@ -37,6 +38,13 @@ def non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise ValueError(f"must not be negative, got {value}")
+    return value
+
+
+def octal_umask(text: str) -> int:
+    value = int(text, 0) if text.startswith("0") and len(text) > 1 else int(text, 8)
+    if not 0 <= value <= 0o777:
+        raise ValueError(f"not a umask: {text}")
     return value
 
 
@@ -86,6 +94,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("limit_request_body", ("--limit-request-body",), 0, "Maximum request body size in bytes, "
             "checked before the body is read, chunked bodies too (413 beyond). 0 = no limit.", "http",
             non_negative_int, "INT"),
+    Setting("max_requests", ("--max-requests",), 0, "Recycle a worker after this many requests (a replacement "
+            "is started and ready before it leaves). 0 disables recycling.", "worker", non_negative_int, "INT"),
+    Setting("max_requests_jitter", ("--max-requests-jitter",), 0, "Add a random 0..N to max_requests per "
+            "worker so that workers do not recycle all at once.", "worker", non_negative_int, "INT"),
+    Setting("preload_app", ("--preload",), False, "Load the application in the master before forking "
+            "(workers share its memory; HUP re-executes the master to load new code).", "server", flag=True),
+    Setting("shutdown_delay", ("--shutdown-delay",), 0, "On TERM, keep serving this many seconds while "
+            "reporting stopping (to systemd and in the process title) so load balancers can drain first.",
+            "server", non_negative_float, "SECONDS"),
+    Setting("pidfile", ("-p", "--pid"), None, "Write the master's PID to this file.", "process", str, "FILE"),
+    Setting("user", ("-u", "--user"), None, "Run workers as this user (name or uid).", "process", str, "USER"),
+    Setting("group", ("-g", "--group"), None, "Run workers as this group (name or gid).", "process", str,
+            "GROUP"),
+    Setting("umask", ("-m", "--umask"), None, "File mode creation mask of the server (octal, e.g. 022).",
+            "process", octal_umask, "UMASK"),
+    Setting("chdir", ("--chdir",), None, "Change to this directory before loading the application.",
+            "process", str, "DIR"),
     Setting("loglevel", ("--log-level",), "info", "Error log level.", "logging", str, "LEVEL",
             choices=("debug", "info", "warning", "error", "critical")),
     Setting("errorlog", ("--error-logfile", "--log-file"), "-", "Error log file; '-' is stderr.", "logging",
@@ -135,7 +160,11 @@ def build_parser(prog: str = "prefork") -> argparse.ArgumentParser:
         group = groups.get(setting.section) or groups.setdefault(
             setting.section, parser.add_argument_group(setting.section)
         )
-        default = f" (default: {setting.default!r})" if setting.default is not None else ""
+        default = f" (default: {setting.default!r})" if setting.default not in (None, False) else ""
+        help_text = (setting.doc + default).replace("%", "%%")
+        if setting.flag:
+            group.add_argument(*setting.flags, dest=setting.name, action="store_true", help=help_text)
+            continue
         group.add_argument(
             *setting.flags,
             dest=setting.name,
@@ -143,7 +172,7 @@ def build_parser(prog: str = "prefork") -> argparse.ArgumentParser:
             action="append" if setting.append else "store",
             metavar=setting.metavar,
             choices=setting.choices,
-            help=(setting.doc + default).replace("%", "%%"),
+            help=help_text,
         )
     parser.add_argument("app_uri", metavar="MODULE:APP", help="WSGI application, e.g. myproject.wsgi:app")
     return parser

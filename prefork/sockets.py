@@ -47,9 +47,10 @@ def parse_address(text: str) -> tuple[int, object]:
 class Listener:
     """One bound, listening, non-blocking socket."""
 
-    def __init__(self, sock: socket.socket, address: str) -> None:
+    def __init__(self, sock: socket.socket, address: str, owned: bool = True) -> None:
         self.sock = sock
         self.address = address  # as the operator wrote it
+        self.owned = owned  # whether this master removes the unix socket file when it exits
         self.family = sock.family
         self.server_address = sock.getsockname()  # for SERVER_NAME/SERVER_PORT when no Host is sent
         self.unix_path = self.server_address if sock.family == socket.AF_UNIX else None
@@ -74,13 +75,31 @@ class Listener:
             for option, value in self._timeouts:
                 sock.setsockopt(socket.SOL_SOCKET, option, value)
 
-    def close(self, unlink: bool = False) -> None:
-        if unlink and self.unix_path:
+    def close(self) -> None:
+        if self.owned and self.unix_path:
             _remove_socket_file(self.unix_path)
         self.sock.close()
 
     def __repr__(self) -> str:
         return f"<Listener {self.address}>"
+
+
+def from_fd(fd: int, owned: bool) -> Listener:
+    """A listening socket inherited from systemd or from the master before a binary upgrade."""
+    sock = socket.socket(fileno=fd)
+    if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        raise BindError(f"inherited fd {fd} is not a listening socket")
+    sock.setblocking(False)
+    sock.set_inheritable(False)
+    name = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        address = f"unix:{name}"
+    elif sock.family == socket.AF_INET6:
+        address = f"[{name[0]}]:{name[1]}"
+    else:
+        address = f"{name[0]}:{name[1]}"
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return Listener(sock, address, owned)
 
 
 def _timeval(seconds: float) -> bytes:

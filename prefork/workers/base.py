@@ -1,20 +1,25 @@
 """Life after fork, shared by every worker class.
 
-Contract for subclasses: implement ``run_loop()``, which returns when ``self.alive`` turns false
-(graceful stop), serves connections only through ``serve_connection()`` (the one request cycle), and
+Contract for subclasses: implement ``run_loop()``, which loops while ``running()``, calls
+``start_drain()`` once when ``self.alive`` turns false, keeps its connections in
+``self.connections``, serves them only through ``serve_connection()`` (the one request cycle), and
 calls ``housekeeping()`` at least every ``HOUSEKEEPING_INTERVAL`` seconds so that the heartbeat, the
-connection timeouts and the parent check keep running.
+connection timeouts, the parent check and log reopening keep running.
 
-Signals (handlers only set state): TERM = stop accepting, finish the request in progress, exit.
-INT and QUIT = exit at once. HUP is ignored (the master reloads by replacing workers).
+Signals (handlers only set state): TERM = graceful: take what waits in the accept queue, close the
+listening sockets, finish requests in progress (responses say ``Connection: close``), close idle
+connections, exit. INT and QUIT = exit at once. USR1 = reopen log files. USR2 (sent by the master
+to a silent worker) dumps every thread's stack. The others are the master's and ignored here.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from time import monotonic
 from typing import Any
 
@@ -24,10 +29,13 @@ from ..http.errors import HTTPError, RequestTimeout
 from ..http.parser import Limits, RequestHead, parse_head
 from ..http.response import server_headers
 from ..loader import AppLoadError, load_app
-from ..logs import AccessLog, error_stream, open_log_stream
+from ..logs import AccessLog, error_stream, open_log_stream, reopen_error_log
+from ..pool import jittered_max_requests
+from ..process import drop_privileges, set_parent_death_signal
 from ..proctitle import set_title
 from ..sockets import Listener
 from ..wsgi import WSGIHandler
+from .poller import Poller
 
 EXIT_BOOT_FAILED = 3  # the master reads this exit status as "the application could not load"
 HOUSEKEEPING_INTERVAL = 0.5
@@ -45,8 +53,10 @@ class Worker:
         self.log = log
         self.server_software = server_software
         self.alive = True
+        self.reopen_logs = False
         self.ppid = os.getppid()
         self.requests = 0
+        self.max_requests = jittered_max_requests(settings.max_requests, settings.max_requests_jitter)
         self.limits = Limits(
             settings.limit_request_line,
             settings.limit_request_fields,
@@ -54,17 +64,28 @@ class Worker:
             settings.limit_request_body,
         )
         self.handler: WSGIHandler | None = None
+        self.connections: dict[int, Connection] = {}
         self.next_housekeeping = 0.0
+        self.drain_deadline = 0.0
+        self.title = ""
 
     # -- process life (main thread) ---------------------------------------------------------------
 
-    def main(self) -> int:
-        """Run the worker in the forked child; the return value is the process exit status."""
+    def main(self, app: Any, uid: int | None, gid: int | None) -> int:
+        """Run the worker in the forked child; the return value is the process exit status.
+
+        ``app`` is the application when the master preloaded it, else None (loaded here).
+        """
+        set_parent_death_signal(signal.SIGTERM)
+        if os.getppid() != self.ppid:  # the master died before prctl took effect
+            return 0
         self._install_signals()
-        set_title(f"worker {self.index} [{self.settings.proc_name or self.settings.app_uri}]")
+        self._set_title("booting")
         try:
-            app = load_app(self.settings.app_uri)
-        except AppLoadError as exc:
+            drop_privileges(uid, gid)
+            if app is None:
+                app = load_app(self.settings.app_uri)
+        except (AppLoadError, OSError) as exc:
             self.board.set_message(self.index, str(exc))
             self.board.set_state(self.index, sb.BOOT_FAILED)
             return EXIT_BOOT_FAILED
@@ -73,7 +94,6 @@ class Worker:
         self.board.set_state(self.index, sb.READY)
         self.log.info("Booted worker %d (pid %d)", self.index, os.getpid())
         self.run_loop()
-        self.board.set_state(self.index, sb.DRAINING)
         return 0
 
     def _make_handler(self, app: Any) -> WSGIHandler:
@@ -88,8 +108,16 @@ class Worker:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_quit)
         signal.signal(signal.SIGQUIT, self._on_quit)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR1, self._on_usr1)
+        for ignored in (signal.SIGHUP, signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU):
+            signal.signal(ignored, signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        # The master sends SIGUSR2 to a silent worker before killing it: every thread's stack goes to
+        # the error log (written from C, so it works even when Python is stuck), which is what an
+        # operator needs to find the hang. Crashes (SIGSEGV, ...) dump their stacks too.
+        errors = error_stream(self.log)
+        faulthandler.register(signal.SIGUSR2, file=errors, all_threads=True, chain=False)
+        faulthandler.enable(file=errors, all_threads=True)
 
     def _on_term(self, signum: int, frame: Any) -> None:
         self.alive = False
@@ -99,8 +127,37 @@ class Worker:
     def _on_quit(self, signum: int, frame: Any) -> None:
         sys.exit(0)  # fast stop: unwind now, whatever the worker is doing
 
+    def _on_usr1(self, signum: int, frame: Any) -> None:
+        self.reopen_logs = True
+
+    def _set_title(self, state: str) -> None:
+        title = f"worker {self.index} [{self.settings.proc_name or self.settings.app_uri}] {state}"
+        if title != self.title:
+            self.title = title
+            set_title(title)
+
     def run_loop(self) -> None:
         raise NotImplementedError
+
+    def running(self) -> bool:
+        """Whether the loop goes on: while alive, then until the drain (started by the loop) ends."""
+        if self.alive or not self.drain_deadline:
+            return True
+        return bool(self.connections) and monotonic() < self.drain_deadline
+
+    def start_drain(self, poller: Poller, adopt: Callable[[Connection], None]) -> None:
+        """Graceful stop: take the connections already in the kernel's accept queue, then close our
+        copies of the listening sockets; ``adopt`` puts each accepted connection in the loop."""
+        self.drain_deadline = monotonic() + self.settings.graceful_timeout
+        self.board.set_state(self.index, sb.DRAINING)
+        self._set_title("draining")
+        poller.set_accepting(False)
+        now = monotonic()
+        for listener in self.listeners:
+            while (conn := self.accept(listener, now)) is not None:
+                adopt(conn)
+            listener.sock.close()
+        self.housekeeping(now, self.connections)
 
     def liveness(self, now: float) -> float:
         """The heartbeat value: the worker counts as silent from this time on."""
@@ -111,9 +168,16 @@ class Worker:
         self.next_housekeeping = now + HOUSEKEEPING_INTERVAL
         self.board.beat(self.index, self.liveness(now))
         self.board.count_request(self.index, self.requests)
+        if self.alive:
+            self._set_title(self.describe(now))
         if os.getppid() != self.ppid:
             self.log.warning("Master went away; worker %d exits", self.index)
-            self.alive = False
+            self._on_term(0, None)
+        if self.reopen_logs:
+            self.reopen_logs = False
+            reopen_error_log(self.log)
+            if self.handler is not None and self.handler.access_log is not None:
+                self.handler.access_log.reopen()
         header_timeout = self.settings.header_timeout
         keepalive = self.settings.keepalive
         for fd, conn in list(connections.items()):
@@ -124,9 +188,15 @@ class Worker:
                     del connections[fd]
                     self.reject(conn, RequestTimeout("request head not received in time"))
                     conn.close()
-            elif now - conn.idle_since > (keepalive if conn.requests else header_timeout):
-                del connections[fd]
+            elif (not self.alive and conn.requests) or now - conn.idle_since > (
+                keepalive if conn.requests else header_timeout
+            ):
+                del connections[fd]  # idle too long, or idle while the worker drains
                 conn.close()
+
+    def describe(self, now: float) -> str:
+        """State for the process title."""
+        return f"idle, {self.requests} requests"
 
     def accept(self, listener: Listener, now: float) -> Connection | None:
         """Accept one connection and read what it already sent, without blocking."""
@@ -174,6 +244,8 @@ class Worker:
                 keep = run(conn, head)
                 self.requests += 1
                 conn.requests += 1
+                if self.requests == self.max_requests:
+                    self._ask_recycle()
                 if not keep:
                     return False
                 if not conn.buf:
@@ -187,6 +259,12 @@ class Worker:
 
     def run_request(self, conn: Connection, head: RequestHead) -> bool:
         return self.handler.handle(conn, head)
+
+    def _ask_recycle(self) -> None:
+        """--max-requests reached: the master starts a replacement, then retires this worker."""
+        self.log.info("Worker %d reached %d requests; asking to be recycled", self.index, self.requests)
+        self.board.set_message(self.index, f"recycled after {self.requests} requests")
+        self.board.set_state(self.index, sb.RECYCLE)
 
     def reject(self, conn: Connection, exc: HTTPError) -> None:
         """Answer a request we refuse before the application sees it; the caller closes ``conn``."""

@@ -19,12 +19,17 @@ from .poller import Poller
 
 class SyncWorker(Worker):
     def run_loop(self) -> None:
-        poller = Poller(self.listeners)
-        connections: dict[int, Connection] = {}
+        poller = self.poller = Poller(self.listeners)
+        connections = self.connections
         max_connections = self.settings.worker_connections
         serve = self.serve_connection
+        draining = False
         try:
-            while self.alive:
+            while self.running():
+                if not (self.alive or draining):
+                    draining = True
+                    self.start_drain(poller, self._adopt)
+                    continue
                 events = poller.poll(HOUSEKEEPING_INTERVAL)
                 now = monotonic()
                 for fd, _ in events:
@@ -35,19 +40,23 @@ class SyncWorker(Worker):
                             conn.close()
                     elif fd in poller.listeners:
                         conn = self.accept(poller.listeners[fd], now)
-                        if conn is None:
-                            continue
-                        if serve(conn):  # it often sent its request with the connection
-                            connections[conn.fd] = conn
-                            poller.epoll.register(conn.fd, select.EPOLLIN)
-                        else:
-                            conn.close()
+                        if conn is not None:
+                            self._adopt(conn)
                     else:
                         poller.is_wake(fd)
                 if now >= self.next_housekeeping:
                     self.housekeeping(now, connections)
-                poller.set_accepting(len(connections) < max_connections and self.alive)
+                if self.alive:
+                    poller.set_accepting(len(connections) < max_connections)
         finally:
             for conn in connections.values():
                 conn.close()
             poller.close()
+
+    def _adopt(self, conn: Connection) -> None:
+        """A new connection: serve what it already sent, then park it in the loop if it stays open."""
+        if self.serve_connection(conn):
+            self.connections[conn.fd] = conn
+            self.poller.epoll.register(conn.fd, select.EPOLLIN)
+        else:
+            conn.close()

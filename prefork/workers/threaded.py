@@ -37,9 +37,8 @@ class ThreadedWorker(Worker):
 
     def run_loop(self) -> None:
         self.poller = Poller(self.listeners)
-        self.connections: dict[int, Connection] = {}
         self.jobs: queue.SimpleQueue[tuple[Connection, RequestHead] | None] = queue.SimpleQueue()
-        self.running: dict[int, tuple[float, RequestHead]] = {}  # thread ident -> (start, head)
+        self.running_requests: dict[int, tuple[float, RequestHead]] = {}  # thread ident -> (start, head)
         self.timed_out: set[int] = set()
         threads = [threading.Thread(target=self._request_thread, name=f"request-{i}", daemon=True)
                    for i in range(self.settings.threads)]
@@ -48,7 +47,7 @@ class ThreadedWorker(Worker):
         try:
             self._event_loop()
         finally:
-            self._drain(threads)
+            self._shutdown(threads)
 
     # -- event-loop thread ----------------------------------------------------------------------------
 
@@ -57,7 +56,12 @@ class ThreadedWorker(Worker):
         connections = self.connections
         max_connections = self.settings.worker_connections
         threads = self.settings.threads
-        while self.alive:
+        draining = False
+        while self.running():
+            if not (self.alive or draining):
+                draining = True
+                self.start_drain(poller, self._adopt)
+                continue
             events = poller.poll(HOUSEKEEPING_INTERVAL)
             now = monotonic()
             for fd, _ in events:
@@ -68,18 +72,22 @@ class ThreadedWorker(Worker):
                 elif fd in poller.listeners:
                     conn = self.accept(poller.listeners[fd], now)
                     if conn is not None:
-                        connections[conn.fd] = conn
-                        # Registered disarmed: EPOLLONESHOT also silences the hang-up that epoll
-                        # reports unasked while a request thread owns the connection.
-                        poller.epoll.register(conn.fd, select.EPOLLONESHOT)
-                        self._wait_or_dispatch(conn)
+                        self._adopt(conn)
                 else:
                     poller.is_wake(fd)
             if now >= self.next_housekeeping:
                 self.housekeeping(now, connections)
                 self._check_request_timeouts(now)
-            queued = self.jobs.qsize()
-            poller.set_accepting(self.alive and len(connections) < max_connections and queued < threads)
+            if self.alive:
+                queued = self.jobs.qsize()
+                poller.set_accepting(len(connections) < max_connections and queued < threads)
+
+    def _adopt(self, conn: Connection) -> None:
+        self.connections[conn.fd] = conn
+        # Registered disarmed: EPOLLONESHOT also silences the hang-up that epoll reports unasked
+        # while a request thread owns the connection. _wait_or_dispatch arms it when it waits.
+        self.poller.epoll.register(conn.fd, select.EPOLLONESHOT)
+        self._wait_or_dispatch(conn)
 
     def _readable(self, conn: Connection) -> None:
         if conn.recv_nowait():
@@ -102,6 +110,7 @@ class ThreadedWorker(Worker):
         self.jobs.put((conn, head))
 
     def _forget(self, conn: Connection) -> None:
+        """Close a connection; any thread may call it for a connection it owns."""
         self.connections.pop(conn.fd, None)
         conn.close()
 
@@ -110,7 +119,7 @@ class ThreadedWorker(Worker):
 
         A heartbeat from this loop alone would hide a worker whose every thread is stuck.
         """
-        running = list(self.running.values())
+        running = list(self.running_requests.values())
         if len(running) < self.settings.threads:
             return now
         return max(started for started, _ in running)
@@ -120,7 +129,7 @@ class ThreadedWorker(Worker):
         if not limit:
             return
         frames = None
-        for ident, (started, head) in list(self.running.items()):
+        for ident, (started, head) in list(self.running_requests.items()):
             if now - started <= limit or ident in self.timed_out:
                 continue
             self.timed_out.add(ident)
@@ -133,15 +142,19 @@ class ThreadedWorker(Worker):
             self.alive = False  # graceful: other threads finish, the master starts a replacement
             self.handler.draining = True
 
-    def _drain(self, threads: list[threading.Thread]) -> None:
-        """Graceful stop: close idle connections now, let queued and running requests finish."""
-        self.poller.set_accepting(False)
-        for conn in list(self.connections.values()):
-            if not conn.busy:
-                self._forget(conn)
+    def describe(self, now: float) -> str:
+        running = list(self.running_requests.values())
+        if not running:
+            return f"idle, {self.requests} requests"
+        started, head = min(running, key=lambda item: item[0])
+        return (f"busy {len(running)}/{self.settings.threads} threads, oldest {head.method} "
+                f"{head.target[:60]} {now - started:.1f}s")
+
+    def _shutdown(self, threads: list[threading.Thread]) -> None:
+        """Let queued and running requests finish (bounded by the drain deadline), then stop."""
         for _ in threads:
             self.jobs.put(None)
-        deadline = monotonic() + self.settings.graceful_timeout
+        deadline = max(self.drain_deadline, monotonic() + 1.0)
         for thread in threads:
             thread.join(max(0.0, deadline - monotonic()))
         for conn in list(self.connections.values()):
@@ -169,8 +182,8 @@ class ThreadedWorker(Worker):
 
     def run_request(self, conn: Connection, head: RequestHead) -> bool:
         ident = threading.get_ident()
-        self.running[ident] = (monotonic(), head)
+        self.running_requests[ident] = (monotonic(), head)
         try:
             return self.handler.handle(conn, head)
         finally:
-            del self.running[ident]
+            del self.running_requests[ident]

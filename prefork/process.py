@@ -1,0 +1,83 @@
+"""Process hygiene for the master and the workers: pidfile, privileges, parent-death signal, OOM hints.
+
+Linux-specific calls (prctl) go through ctypes and degrade to no-ops elsewhere.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import grp
+import os
+import pwd
+import signal
+
+PR_SET_PDEATHSIG = 1
+
+
+def set_parent_death_signal(sig: int = signal.SIGTERM) -> None:
+    """Ask the kernel to send ``sig`` to this process when its parent dies (Linux)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def write_pidfile(path: str) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(f"{os.getpid()}\n")
+    os.replace(tmp, path)
+
+
+def remove_pidfile(path: str) -> None:
+    """Remove ``path`` only if it still names this process (a newer master may own it now)."""
+    try:
+        with open(path) as f:
+            if f.read().strip() != str(os.getpid()):
+                return
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def resolve_user(user: str | None, group: str | None) -> tuple[int | None, int | None]:
+    """Names or numbers -> (uid, gid); raises ValueError naming what does not exist."""
+    uid = gid = None
+    if user is not None:
+        try:
+            entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+        except KeyError:
+            raise ValueError(f"no such user: {user}") from None
+        uid, gid = entry.pw_uid, entry.pw_gid
+    if group is not None:
+        try:
+            gid = grp.getgrgid(int(group)).gr_gid if group.isdigit() else grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise ValueError(f"no such group: {group}") from None
+    return uid, gid
+
+
+def drop_privileges(uid: int | None, gid: int | None) -> None:
+    """Switch group, then supplementary groups, then user (the order that cannot fail half-way)."""
+    if gid is not None and gid != os.getgid():
+        os.setgid(gid)
+    if uid is not None and uid != os.getuid():
+        os.initgroups(pwd.getpwuid(uid).pw_name, gid if gid is not None else pwd.getpwuid(uid).pw_gid)
+        os.setuid(uid)
+
+
+def oom_kill_count() -> int | None:
+    """The cgroup v2 ``oom_kill`` counter of this process's cgroup, when readable."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            path = next(line.split(":", 2)[2].strip() for line in f if line.startswith("0::"))
+        with open(f"/sys/fs/cgroup{path}/memory.events") as f:
+            for line in f:
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+    except (OSError, StopIteration, ValueError):
+        return None
+    return None
