@@ -42,7 +42,7 @@ def non_negative_int(text: str) -> int:
 
 
 def octal_umask(text: str) -> int:
-    value = int(text, 0) if text.startswith("0") and len(text) > 1 else int(text, 8)
+    value = int(text, 0) if text[:2].lower() in ("0o", "0x") else int(text, 8)
     if not 0 <= value <= 0o777:
         raise ValueError(f"not a umask: {text}")
     return value
