@@ -121,6 +121,7 @@ class Arbiter:
         if systemd_fds:
             return [from_fd(fd, owned=False) for fd in systemd_fds]
         if inherited:
+            self.pool.announce_main_pid = ADOPTED_WORKERS_ENV not in os.environ  # USR2, not a re-exec
             return [from_fd(int(fd), owned=True) for fd in inherited.split(",")]
         return [bind(address, self.settings.backlog) for address in self.settings.bind]
 

@@ -57,6 +57,7 @@ class Pool:
         self.respawn_at = 0.0
         self.uid: int | None = None
         self.gid: int | None = None
+        self.announce_main_pid = False
 
     # -- decisions ------------------------------------------------------------------------------------
 
@@ -86,6 +87,8 @@ class Pool:
             self.notifier.ready(self.status())
         elif not self.announced_ready:
             self.announced_ready = True
+            if self.announce_main_pid:  # a new master after USR2 tells systemd it is the service now
+                self.notifier.notify(f"MAINPID={os.getpid()}")
             self.notifier.ready(self.status())
 
     def _start(self, spawn: Callable[[WorkerProc], int]) -> None:

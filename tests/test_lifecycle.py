@@ -12,9 +12,9 @@ import signal
 import time
 
 import pytest
-from load import Load
 
 from helpers import get, start_server
+from load import Load
 from test_process import child_pids, wait_exit
 
 
