@@ -50,7 +50,7 @@ class Arbiter:
         self.listeners: list[Listener] = []
         self.signals: deque[int] = deque()
         self.notifier = Notifier()
-        self.pool = Pool(settings, log, sb.Scoreboard(max(64, settings.workers * 4)), self.notifier)
+        self.pool = Pool(settings, log, sb.Scoreboard(max(64, settings.workers * 4), settings.threads), self.notifier)
         self.exit_code: int | None = None  # set when the master decides to stop
         self.graceful = True
         self.stop_at = 0.0  # end of --shutdown-delay
@@ -73,7 +73,7 @@ class Arbiter:
                 if self.pool.first_start_failed and self.exit_code is None:
                     self.exit_code, self.graceful = EXIT_APP_LOAD, False
             self.notifier.stopping("stopping")
-            self.pool.stop_all(self.graceful, self._close_listeners, self._sleep, self._reap, self.signals)
+            self.pool.stop_all(self.graceful, self._stop_listening, self._sleep, self._reap, self.signals)
         finally:
             self._close_listeners()
             if self.settings.pidfile:
@@ -129,6 +129,17 @@ class Arbiter:
         for listener in self.listeners:
             listener.close()
         self.listeners = []
+
+    def _stop_listening(self) -> None:
+        """Graceful stop: no new connections, then close our copies; the workers take what is queued.
+
+        Sockets that outlive us are left as they are: systemd's (it keeps queueing for the next
+        start) and those shared with an upgraded master.
+        """
+        for listener in self.listeners:
+            if listener.owned and not self.upgrade_child:
+                listener.refuse_new()
+        self._close_listeners()
 
     def _sleep(self) -> None:
         timeout = 1.0

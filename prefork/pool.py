@@ -149,8 +149,9 @@ class Pool:
             if not timeout or now - heartbeat <= timeout:
                 continue
             if not proc.abort_sent:
-                self.log.critical("WORKER TIMEOUT (pid:%d): no heartbeat for %.0fs; dumping its stacks, then "
-                                  "killing it", proc.pid, now - heartbeat)
+                running = "; ".join(f"{line} for {now - start:.1f}s" for start, line in self.board.running(proc.slot))
+                self.log.critical("WORKER TIMEOUT (pid:%d): no heartbeat for %.0fs, running: %s; dumping its "
+                                  "stacks, then killing it", proc.pid, now - heartbeat, running or "nothing")
                 proc.abort_sent = now
                 _kill(proc.pid, signal.SIGUSR2)
             elif now - proc.abort_sent >= ABORT_GRACE:

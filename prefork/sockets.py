@@ -7,11 +7,14 @@ and get them at accept (see ``Listener.tune_accepted``).
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import socket
 import stat
 import struct
+
+SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
 
 
 class BindError(Exception):
@@ -74,6 +77,22 @@ class Listener:
         if not self.inherits_options:
             for option, value in self._timeouts:
                 sock.setsockopt(socket.SOL_SOCKET, option, value)
+
+    def refuse_new(self) -> None:
+        """Stop the kernel completing new connections on this socket, keeping those it already has.
+
+        A classic BPF filter that drops every packet makes new SYNs go unanswered (the client retries
+        a second later and, the socket being closed by then, is refused), while connections already in
+        the accept queue stay there for the workers' last accept. Without it, a connection completed
+        between the last accept() and close() would be reset. Linux only; elsewhere a no-op.
+        """
+        drop_all = struct.pack("HBBI", 0x06, 0, 0, 0)  # BPF_RET | BPF_K: accept 0 bytes
+        program = ctypes.create_string_buffer(drop_all)
+        fprog = struct.pack("HL", 1, ctypes.addressof(program))  # struct sock_fprog
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+        except OSError:
+            pass
 
     def close(self) -> None:
         if self.owned and self.unix_path:

@@ -111,7 +111,7 @@ def test_hung_worker_stack_is_logged_before_it_is_killed(fresh_server):
         if not sock.recv(100):
             raise ConnectionResetError("closed")
     log = server.wait_log("timed out and was killed by the master", timeout=15)
-    assert "WORKER TIMEOUT" in log
+    assert "WORKER TIMEOUT" in log and "running: GET /sleep?60 for" in log  # the scoreboard says what it ran
     assert re.search(r'File ".*testapp\.py", line \d+ in sleep', log), log
     wait_until(lambda: workers_of(server) and not workers_of(server) & old, what="a replacement")
 

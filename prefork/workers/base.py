@@ -65,6 +65,7 @@ class Worker:
         )
         self.handler: WSGIHandler | None = None
         self.connections: dict[int, Connection] = {}
+        self.entry: tuple = ()  # scoreboard entry of the main thread, set once booted
         self.next_housekeeping = 0.0
         self.drain_deadline = 0.0
         self.title = ""
@@ -90,6 +91,7 @@ class Worker:
             self.board.set_state(self.index, sb.BOOT_FAILED)
             return EXIT_BOOT_FAILED
         self.handler = self._make_handler(app)
+        self.entry = self.board.entry(self.index, 0)
         self.board.beat(self.index, monotonic())
         self.board.set_state(self.index, sb.READY)
         self.log.info("Booted worker %d (pid %d)", self.index, os.getpid())
@@ -228,12 +230,14 @@ class Worker:
         conn.head_since = 0.0
         return head
 
-    def serve_connection(self, conn: Connection, head: RequestHead | None = None) -> bool:
-        """Run ``head`` (if given) and every complete request buffered on ``conn``.
+    def serve_connection(self, conn: Connection, head: RequestHead | None = None, entry: tuple = ()) -> bool:
+        """Run ``head`` (if given) and every complete request buffered on ``conn``; ``entry`` is the
+        calling thread's scoreboard entry (the worker's first one by default).
 
         Returns False when the caller must close the connection, True when it waits for more.
         """
         run = self.run_request
+        entry = entry or self.entry
         keepalive = self.settings.keepalive > 0
         try:
             if head is None:
@@ -241,7 +245,7 @@ class Worker:
             while head is not None:
                 if not (keepalive and self.alive):
                     head.keep_alive = False
-                keep = run(conn, head)
+                keep = run(conn, head, entry)
                 self.requests += 1
                 conn.requests += 1
                 if self.requests == self.max_requests:
@@ -257,8 +261,12 @@ class Worker:
             self.reject(conn, exc)
             return False
 
-    def run_request(self, conn: Connection, head: RequestHead) -> bool:
-        return self.handler.handle(conn, head)
+    def run_request(self, conn: Connection, head: RequestHead, entry: tuple) -> bool:
+        """One request, announced in the scoreboard while it runs (the master reports it on timeout)."""
+        sb.request_started(entry, monotonic(), (head.method + " " + head.target).encode("latin-1"))
+        keep = self.handler.handle(conn, head)
+        sb.request_finished(entry)
+        return keep
 
     def _ask_recycle(self) -> None:
         """--max-requests reached: the master starts a replacement, then retires this worker."""

@@ -23,6 +23,7 @@ import threading
 import traceback
 from time import monotonic
 
+from .. import scoreboard as sb
 from ..conn import Connection
 from ..http.errors import HTTPError
 from ..http.parser import RequestHead
@@ -40,7 +41,7 @@ class ThreadedWorker(Worker):
         self.jobs: queue.SimpleQueue[tuple[Connection, RequestHead] | None] = queue.SimpleQueue()
         self.running_requests: dict[int, tuple[float, RequestHead]] = {}  # thread ident -> (start, head)
         self.timed_out: set[int] = set()
-        threads = [threading.Thread(target=self._request_thread, name=f"request-{i}", daemon=True)
+        threads = [threading.Thread(target=self._request_thread, args=(i,), name=f"request-{i}", daemon=True)
                    for i in range(self.settings.threads)]
         for thread in threads:
             thread.start()
@@ -163,12 +164,13 @@ class ThreadedWorker(Worker):
 
     # -- request threads ------------------------------------------------------------------------------
 
-    def _request_thread(self) -> None:
+    def _request_thread(self, number: int) -> None:
+        entry = self.board.entry(self.index, number)  # this thread's place in the scoreboard
         jobs = self.jobs
         while (job := jobs.get()) is not None:
             conn, head = job
             try:
-                keep = self.serve_connection(conn, head)
+                keep = self.serve_connection(conn, head, entry)
             except Exception:
                 self.log.exception("Unexpected error serving a connection")
                 keep = False
@@ -180,10 +182,13 @@ class ThreadedWorker(Worker):
             if self.alive and not self.poller.accepting:
                 self.poller.wake()  # capacity freed: let the loop resume accepting now
 
-    def run_request(self, conn: Connection, head: RequestHead) -> bool:
+    def run_request(self, conn: Connection, head: RequestHead, entry: tuple) -> bool:
         ident = threading.get_ident()
-        self.running_requests[ident] = (monotonic(), head)
+        started = monotonic()
+        self.running_requests[ident] = (started, head)
+        sb.request_started(entry, started, (head.method + " " + head.target).encode("latin-1"))
         try:
             return self.handler.handle(conn, head)
         finally:
+            sb.request_finished(entry)
             del self.running_requests[ident]
