@@ -23,11 +23,14 @@ from typing import Any
 
 from . import __version__
 from . import scoreboard as sb
+from .config import ConfigError
+from .config import load as load_settings
 from .loader import AppLoadError, load_app
 from .logs import reopen_error_log
 from .pool import Pool, WorkerProc
 from .process import remove_pidfile, resolve_user, write_pidfile
 from .proctitle import set_title
+from .settings import SETTINGS
 from .sockets import BindError, Listener, bind, from_fd
 from .systemd import Notifier, listen_fds
 from .workers.base import EXIT_BOOT_FAILED
@@ -43,8 +46,9 @@ ADOPTED_WORKERS_ENV = "PREFORK_OLD_WORKERS"  # workers a re-executed master must
 
 
 class Arbiter:
-    def __init__(self, settings: Any, log: logging.Logger) -> None:
+    def __init__(self, settings: Any, log: logging.Logger, argv: list[str] | None = None) -> None:
         self.settings = settings
+        self.argv = argv  # re-read on HUP, with the environment and the config file
         self.log = log
         self.name = settings.proc_name or settings.app_uri
         self.listeners: list[Listener] = []
@@ -190,7 +194,26 @@ class Arbiter:
         if self.settings.preload_app:
             self._reexec_for_preload()
             return
+        self._reload_settings()
         self.pool.reload()
+
+    def _reload_settings(self) -> None:
+        """Re-read the command line, environment and config file; the new generation uses them."""
+        if self.argv is None:
+            return
+        try:
+            new, _ = load_settings(self.argv)
+        except (ConfigError, SystemExit) as exc:
+            self.log.error("Configuration reload failed, keeping the current settings: %s", exc)
+            return
+        for setting in SETTINGS:
+            old_value, new_value = getattr(self.settings, setting.name), getattr(new, setting.name)
+            if not setting.hup and new_value != old_value:
+                self.log.warning("Setting %s changed: it takes effect on restart, not on reload", setting.name)
+                setattr(new, setting.name, old_value)
+        self.log.setLevel(new.loglevel.upper())
+        self.settings = self.pool.settings = new
+        self.pool.size = new.workers
 
     def handle_ttin(self) -> None:
         self.pool.resize(+1)

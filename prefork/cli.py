@@ -9,14 +9,24 @@ from __future__ import annotations
 import os
 import sys
 
-from .arbiter import EXIT_CONFIG, Arbiter
-from .loader import AppLoadError, parse_app_uri
+from .arbiter import EXIT_APP_LOAD, EXIT_CONFIG, Arbiter
+from .config import ConfigError, describe, load
+from .loader import AppLoadError, load_app, parse_app_uri
 from .logs import setup_error_log
-from .settings import parse_args
+from .process import resolve_user
+from .sockets import BindError, bind
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        settings, meta = load(argv)
+    except ConfigError as exc:
+        print(f"prefork: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if meta.print_config:
+        print(describe(settings))
+        return 0
     log = setup_error_log(settings.errorlog, settings.loglevel)
     if settings.chdir:
         try:
@@ -29,7 +39,27 @@ def main(argv: list[str] | None = None) -> int:
     except AppLoadError as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
-    return Arbiter(settings, log).run()
+    if meta.check_config:
+        return check_config(settings, log)
+    return Arbiter(settings, log, argv).run()
+
+
+def check_config(settings, log) -> int:
+    """--check-config: users, binds and the application import, without serving. 0 = all good."""
+    try:
+        resolve_user(settings.user, settings.group)
+        for address in settings.bind:
+            bind(address, 1).close()
+    except (ValueError, BindError) as exc:
+        log.error("%s", exc)
+        return EXIT_CONFIG
+    try:
+        load_app(settings.app_uri)
+    except AppLoadError as exc:
+        log.error("Failed to load application %r: %s", settings.app_uri, exc)
+        return EXIT_APP_LOAD
+    log.info("Configuration OK: %s", settings.app_uri)
+    return 0
 
 
 def run() -> None:

@@ -25,6 +25,7 @@ class Setting:
     append: bool = False  # may be given several times (e.g. --bind)
     choices: tuple[str, ...] | None = None
     flag: bool = False  # a switch without a value (store_true)
+    hup: bool = True  # whether a reload (HUP) applies a new value; others need a restart
 
 
 def positive_int(text: str) -> int:
@@ -59,14 +60,14 @@ WORKER_CLASSES = ("sync", "threaded", "gthread")  # gthread: gunicorn's name for
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("bind", ("-b", "--bind"), ["127.0.0.1:8000"], "Address to listen on: HOST:PORT, [IPV6]:PORT or "
-            "unix:PATH. Repeat to listen on several.", "server", metavar="ADDRESS", append=True),
+            "unix:PATH. Repeat to listen on several.", "server", metavar="ADDRESS", append=True, hup=False),
     Setting("backlog", ("--backlog",), 2048, "Maximum number of pending connections in the kernel queue.",
-            "server", positive_int, "INT"),
+            "server", positive_int, "INT", hup=False),
     Setting("workers", ("-w", "--workers"), 1, "Number of worker processes.", "worker", positive_int, "INT"),
     Setting("worker_class", ("-k", "--worker-class"), "sync", "Worker type.", "worker", str, "NAME",
-            choices=WORKER_CLASSES),
+            choices=WORKER_CLASSES, hup=False),
     Setting("threads", ("--threads",), 1, "Request threads per worker (threaded worker). More than 1 with the "
-            "sync worker class selects the threaded worker, as in gunicorn.", "worker", positive_int, "INT"),
+            "sync worker class selects the threaded worker, as in gunicorn.", "worker", positive_int, "INT", hup=False),
     Setting("request_timeout", ("--request-timeout",), 0, "Threaded worker: a request running longer than "
             "this many seconds is logged with its thread's stack and the worker is recycled gracefully. "
             "0 disables it.", "worker", non_negative_float, "SECONDS"),
@@ -99,26 +100,30 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_requests_jitter", ("--max-requests-jitter",), 0, "Add a random 0..N to max_requests per "
             "worker so that workers do not recycle all at once.", "worker", non_negative_int, "INT"),
     Setting("preload_app", ("--preload",), False, "Load the application in the master before forking "
-            "(workers share its memory; HUP re-executes the master to load new code).", "server", flag=True),
+            "(workers share its memory; HUP re-executes the master to load new code).", "server", flag=True, hup=False),
     Setting("shutdown_delay", ("--shutdown-delay",), 0, "On TERM, keep serving this many seconds while "
             "reporting stopping (to systemd and in the process title) so load balancers can drain first.",
             "server", non_negative_float, "SECONDS"),
-    Setting("pidfile", ("-p", "--pid"), None, "Write the master's PID to this file.", "process", str, "FILE"),
-    Setting("user", ("-u", "--user"), None, "Run workers as this user (name or uid).", "process", str, "USER"),
+    Setting("pidfile", ("-p", "--pid"), None, "Write the master's PID to this file.", "process", str, "FILE",
+            hup=False),
+    Setting("user", ("-u", "--user"), None, "Run workers as this user (name or uid).", "process", str, "USER",
+            hup=False),
     Setting("group", ("-g", "--group"), None, "Run workers as this group (name or gid).", "process", str,
-            "GROUP"),
+            "GROUP", hup=False),
     Setting("umask", ("-m", "--umask"), None, "File mode creation mask of the server (octal, e.g. 022).",
-            "process", octal_umask, "UMASK"),
+            "process", octal_umask, "UMASK", hup=False),
     Setting("chdir", ("--chdir",), None, "Change to this directory before loading the application.",
-            "process", str, "DIR"),
+            "process", str, "DIR", hup=False),
     Setting("loglevel", ("--log-level",), "info", "Error log level.", "logging", str, "LEVEL",
             choices=("debug", "info", "warning", "error", "critical")),
     Setting("errorlog", ("--error-logfile", "--log-file"), "-", "Error log file; '-' is stderr.", "logging",
-            str, "FILE"),
+            str, "FILE", hup=False),
     Setting("accesslog", ("--access-logfile",), None, "Access log file; '-' is stdout. Off when unset.",
             "logging", str, "FILE"),
     Setting("access_log_format", ("--access-logformat",), '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s '
             '"%(f)s" "%(a)s"', "Access log line format, with gunicorn's atoms.", "logging", str, "FORMAT"),
+    Setting("wsgi_app", (), None, "The application, MODULE:APP, when not given on the command line "
+            "(config file or PREFORK_WSGI_APP).", "server", str, "MODULE:APP"),
     Setting("proc_name", ("-n", "--name"), None, "Process name shown in ps/top (needs setproctitle).",
             "process", str, "NAME"),
 )
@@ -126,13 +131,19 @@ SETTINGS: tuple[Setting, ...] = (
 BY_NAME = {s.name: s for s in SETTINGS}
 
 
-class Settings:
-    """Effective values, one attribute per setting, plus ``app_uri``."""
+def env_name(setting: Setting) -> str:
+    return "PREFORK_" + setting.name.upper()
 
-    def __init__(self, values: dict[str, Any], app_uri: str) -> None:
+
+class Settings:
+    """Effective values, one attribute per setting, plus ``app_uri`` and where each value came from."""
+
+    def __init__(self, values: dict[str, Any], app_uri: str, sources: dict[str, str] | None = None) -> None:
         for setting in SETTINGS:
             setattr(self, setting.name, values.get(setting.name, setting.default))
         self.app_uri = app_uri
+        self.sources = sources or {}
+        self.worker_class = effective_worker_class(self.worker_class, self.threads)
 
     def __repr__(self) -> str:
         return f"<Settings {vars(self)}>"
@@ -150,13 +161,25 @@ def _argparse_type(setting: Setting) -> Callable[[str], Any]:
 
 
 def build_parser(prog: str = "prefork") -> argparse.ArgumentParser:
+    """The command line, generated from the registry (values absent unless given)."""
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="prefork: a pre-fork WSGI HTTP/1.1 server.",
+        description="prefork: a pre-fork WSGI HTTP/1.1 server. Settings come from, in rising precedence: "
+        "defaults, the config file (-c, default ./prefork.conf.py), PREFORK_<NAME> environment variables "
+        "and PREFORK_CMD_ARGS, the command line.",
         argument_default=argparse.SUPPRESS,
     )
+    meta = parser.add_argument_group("configuration")
+    meta.add_argument("-c", "--config", metavar="FILE", help="Python config file with gunicorn's setting names "
+                      "(default: ./prefork.conf.py when it exists).")
+    meta.add_argument("--check-config", action="store_true", help="Check the settings, the binds and the "
+                      "application import, then exit: 0 when all is well.")
+    meta.add_argument("--print-config", action="store_true", help="Print every effective setting with its "
+                      "source (default, file, env, cli), then exit.")
     groups: dict[str, argparse._ArgumentGroup] = {}
     for setting in SETTINGS:
+        if not setting.flags:
+            continue
         group = groups.get(setting.section) or groups.setdefault(
             setting.section, parser.add_argument_group(setting.section)
         )
@@ -174,16 +197,9 @@ def build_parser(prog: str = "prefork") -> argparse.ArgumentParser:
             choices=setting.choices,
             help=help_text,
         )
-    parser.add_argument("app_uri", metavar="MODULE:APP", help="WSGI application, e.g. myproject.wsgi:app")
+    parser.add_argument("app_uri", metavar="MODULE:APP", nargs="?",
+                        help="WSGI application, e.g. myproject.wsgi:app")
     return parser
-
-
-def parse_args(argv: list[str]) -> Settings:
-    namespace = vars(build_parser().parse_args(argv))
-    app_uri = namespace.pop("app_uri")
-    settings = Settings(namespace, app_uri)
-    settings.worker_class = effective_worker_class(settings.worker_class, settings.threads)
-    return settings
 
 
 def effective_worker_class(name: str, threads: int) -> str:
