@@ -25,6 +25,7 @@ from . import __version__
 from . import scoreboard as sb
 from .config import ConfigError
 from .config import load as load_settings
+from .hooks import call_hook
 from .loader import AppLoadError, load_app
 from .logs import reopen_error_log
 from .pool import Pool, WorkerProc
@@ -60,6 +61,19 @@ class Arbiter:
         self.stop_at = 0.0  # end of --shutdown-delay
         self.upgrade_child = 0  # pid of the new master started by USR2
         self.app = None  # the preloaded application (--preload)
+        self.pool.server = self
+
+    # gunicorn's names, for server hooks written for gunicorn
+    @property
+    def cfg(self) -> Any:
+        return self.settings
+
+    @property
+    def pid(self) -> int:
+        return os.getpid()
+
+    def hook(self, name: str, *args: Any) -> None:
+        call_hook(self.settings, self.log, name, self, *args)
 
     # -- start-up and main loop ---------------------------------------------------------------------
 
@@ -83,12 +97,14 @@ class Arbiter:
             if self.settings.pidfile:
                 remove_pidfile(self.settings.pidfile)
             self.log.info("Shutting down: Master")
+            self.hook("on_exit")
         return self.exit_code
 
     def _start(self) -> int | None:
         settings = self.settings
         if settings.umask is not None:
             os.umask(settings.umask)
+        self.hook("on_starting")
         try:
             self.pool.uid, self.pool.gid = resolve_user(settings.user, settings.group)
             self.listeners = self._listeners()
@@ -116,6 +132,7 @@ class Arbiter:
             self.log.info("Listening at: %s (%d)", listener.address, os.getpid())
         self.log.info("Using worker: %s", settings.worker_class)
         self.pool.adopt(os.environ.pop(ADOPTED_WORKERS_ENV, ""))
+        self.hook("when_ready")
         return None
 
     def _listeners(self) -> list[Listener]:
@@ -195,6 +212,7 @@ class Arbiter:
             self._reexec_for_preload()
             return
         self._reload_settings()
+        self.hook("on_reload")
         self.pool.reload()
 
     def _reload_settings(self) -> None:
@@ -213,7 +231,9 @@ class Arbiter:
                 setattr(new, setting.name, old_value)
         self.log.setLevel(new.loglevel.upper())
         self.settings = self.pool.settings = new
-        self.pool.size = new.workers
+        if new.workers != self.pool.size:
+            self.hook("nworkers_changed", new.workers, self.pool.size)
+            self.pool.size = new.workers
 
     def handle_ttin(self) -> None:
         self.pool.resize(+1)
@@ -249,6 +269,7 @@ class Arbiter:
         env = dict(os.environ, **{INHERITED_FDS_ENV: ",".join(map(str, fds))})
         if self.notifier.address:
             env["NOTIFY_SOCKET"] = self.notifier.address
+        self.hook("pre_exec")
         pid = os.fork()
         if pid:
             self.log.info("Started new master (pid %d) with listening fds %s", pid, fds)
@@ -271,6 +292,7 @@ class Arbiter:
         if self.notifier.address:
             env["NOTIFY_SOCKET"] = self.notifier.address
         self.notifier.reloading()
+        self.hook("pre_exec")
         self.log.info("Re-executing the master to load new code (--preload)")
         for fd in fds:
             os.set_inheritable(fd, True)
@@ -282,23 +304,28 @@ class Arbiter:
     # -- children -----------------------------------------------------------------------------------
 
     def _spawn(self, proc: WorkerProc) -> int:
+        worker_class = WORKER_CLASSES[self.settings.worker_class]
+        worker = worker_class(proc.slot, self.settings, self.listeners, self.pool.board, self.log,
+                              f"prefork/{__version__}")
+        self.hook("pre_fork", worker)
         pid = os.fork()
         if pid:
+            worker.pid = pid
             return pid
         code = 1
         try:
             signal.set_wakeup_fd(-1)
             os.close(self.wake_r)
             os.close(self.wake_w)
-            worker_class = WORKER_CLASSES[self.settings.worker_class]
-            worker = worker_class(proc.slot, self.settings, self.listeners, self.pool.board, self.log,
-                                  f"prefork/{__version__}")
+            worker.pid = os.getpid()
+            self.hook("post_fork", worker)
             code = worker.main(self.app, self.pool.uid, self.pool.gid)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 0
         except BaseException:
             self.log.exception("Worker %d crashed", proc.slot)
         finally:
+            self.hook("worker_exit", worker)
             for stream in (sys.stdout, sys.stderr):
                 try:
                     stream.flush()

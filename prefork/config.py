@@ -51,10 +51,6 @@ UNSUPPORTED = {
     "strip_header_spaces": "whitespace before a colon is refused (RFC 9112 §5.1): it enables smuggling",
     "header_map": "prefork always drops header names with underscores ('drop')",
 }
-HOOKS = ("on_starting", "on_reload", "when_ready", "pre_fork", "post_fork", "post_worker_init", "worker_int",
-         "worker_abort", "pre_exec", "pre_request", "post_request", "child_exit", "worker_exit",
-         "nworkers_changed", "on_exit")
-UNSUPPORTED.update({hook: "server hooks are not implemented yet" for hook in HOOKS})
 
 
 # Values of these types are settings (or typos of settings); anything else in a config file is a helper.
@@ -112,7 +108,7 @@ def load_file(path: str) -> dict[str, Any]:
     for name, value in namespace.items():
         if name.startswith("_"):
             continue
-        if not isinstance(value, _SETTING_TYPES) and name not in HOOKS and name not in BY_NAME:
+        if not isinstance(value, _SETTING_TYPES) and name not in BY_NAME:
             continue  # a module, helper function, class or object the file imports or defines
         values[name] = _file_value(name, value, path)
     return values
@@ -134,6 +130,10 @@ def _file_value(name: str, value: Any, path: str) -> Any:
 
 def coerce(setting: Setting, value: Any) -> Any:
     """A config-file or environment value -> the setting's type, through the same validator as the CLI."""
+    if setting.hook:
+        if value is not None and not callable(value):
+            raise TypeError(f"a hook must be a function, not {type(value).__name__}")
+        return value
     if setting.flag:
         if isinstance(value, str):
             return value.strip().lower() in ("1", "true", "yes", "on")
@@ -152,7 +152,7 @@ def coerce(setting: Setting, value: Any) -> Any:
 def _environment(environ: dict[str, str]) -> dict[str, Any]:
     values = {}
     for setting in SETTINGS:
-        raw = environ.get(env_name(setting))
+        raw = None if setting.hook else environ.get(env_name(setting))
         if raw is not None:
             try:
                 values[setting.name] = coerce(setting, raw)

@@ -27,12 +27,12 @@ def settings_markdown() -> str:
         if setting.section != section:
             section = setting.section
             lines += [f"## {section}", ""]
+        lines += [f"### `{setting.name}`", "", setting.doc, ""]
+        if setting.hook:
+            lines += ["- config file only", ""]
+            continue
         flags = ", ".join(f"`{flag}`" for flag in setting.flags) or "(config file or environment only)"
         lines += [
-            f"### `{setting.name}`",
-            "",
-            setting.doc,
-            "",
             f"- command line: {flags}",
             f"- environment: `{env_name(setting)}`",
             f"- default: `{setting.default!r}`",

@@ -24,6 +24,7 @@ from time import monotonic
 from typing import Any
 
 from . import scoreboard as sb
+from .hooks import call_hook
 from .process import oom_kill_count
 from .systemd import Notifier
 
@@ -58,6 +59,7 @@ class Pool:
         self.uid: int | None = None
         self.gid: int | None = None
         self.announce_main_pid = False
+        self.server: Any = None  # the Arbiter, for the hooks' first argument
 
     # -- decisions ------------------------------------------------------------------------------------
 
@@ -120,6 +122,8 @@ class Pool:
         if wanted * 2 > self.board.capacity:
             self.log.error("Cannot run %d workers: the scoreboard holds %d", wanted, self.board.capacity)
             return
+        if wanted != self.size:
+            call_hook(self.settings, self.log, "nworkers_changed", self.server, wanted, self.size)
         self.size = wanted
         self.log.info("Number of workers: %d", self.size)
         self.notifier.status(self.status())
@@ -162,6 +166,7 @@ class Pool:
         if proc is None:
             self.log.debug("Reaped process %d (not a worker: an orphan)", pid)
             return
+        call_hook(self.settings, self.log, "child_exit", self.server, proc)
         if proc.slot is None:
             self.log.info("Worker (pid %d) of the previous master exited", pid)
             return

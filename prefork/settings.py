@@ -26,6 +26,7 @@ class Setting:
     choices: tuple[str, ...] | None = None
     flag: bool = False  # a switch without a value (store_true)
     hup: bool = True  # whether a reload (HUP) applies a new value; others need a restart
+    hook: bool = False  # a server hook: a function, given in the config file only
 
 
 def positive_int(text: str) -> int:
@@ -127,6 +128,33 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("proc_name", ("-n", "--name"), None, "Process name shown in ps/top (needs setproctitle).",
             "process", str, "NAME"),
 )
+
+# Server hooks, with gunicorn's names and signatures. "server" is the master (.log, .cfg, .pid),
+# "worker" a worker (.log, .cfg, .pid, .age), "req" the request head (.method, .path, .query, .uri,
+# .version, .headers), "resp" the response (.status, .headers, .sent). A hook that raises is logged
+# and ignored: it never takes the server down.
+_HOOKS = (
+    ("on_starting", "server", "Called in the master before it binds its sockets."),
+    ("on_reload", "server", "Called in the master on HUP, before the new generation starts."),
+    ("when_ready", "server", "Called in the master once its sockets are listening, before the workers start."),
+    ("pre_fork", "server, worker", "Called in the master just before a worker is forked."),
+    ("post_fork", "server, worker", "Called in a new worker just after the fork."),
+    ("post_worker_init", "worker", "Called in a worker after it loaded the application."),
+    ("worker_int", "worker", "Called in a worker that received INT or QUIT."),
+    ("worker_abort", "worker", "Called in a worker the master found silent (after its stacks were dumped)."),
+    ("pre_exec", "server", "Called in the master before it executes a new master (USR2, HUP with --preload)."),
+    ("pre_request", "worker, req", "Called in a worker before the application sees a request."),
+    ("post_request", "worker, req, environ, resp", "Called in a worker after a request was answered."),
+    ("child_exit", "server, worker", "Called in the master after a worker exited."),
+    ("worker_exit", "server, worker", "Called in a worker just before it exits."),
+    ("nworkers_changed", "server, new_value, old_value", "Called in the master when the worker count changes."),
+    ("on_exit", "server", "Called in the master just before it exits."),
+)
+SETTINGS += tuple(
+    Setting(name, (), None, f"Server hook `{name}({signature})`. {doc}", "hooks", hook=True)
+    for name, signature, doc in _HOOKS
+)
+HOOK_NAMES = tuple(name for name, _, _ in _HOOKS)
 
 BY_NAME = {s.name: s for s in SETTINGS}
 

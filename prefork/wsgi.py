@@ -259,6 +259,7 @@ class WSGIHandler:
         self.log = log
         self.access_log = access_log
         self.draining = False  # set by the worker on a graceful stop
+        self.request_hooks: tuple | None = None  # (worker, pre_request, post_request) when configured
         self.base = {
             "SCRIPT_NAME": "",
             "SERVER_SOFTWARE": server_software,
@@ -346,6 +347,8 @@ class WSGIHandler:
             wsgi_input = EMPTY_INPUT
         environ = self.environ(conn, head, wsgi_input)
         started = perf_counter() if self.access_log is not None else 0.0
+        if self.request_hooks is not None:
+            self._hook(1, head)
         try:
             self._run_app(environ, response)
         except ClientDisconnected:
@@ -353,18 +356,18 @@ class WSGIHandler:
             return False
         except HTTPError as exc:  # the body could not be read: too large, timed out, bad chunking
             self._send_error(response, exc)
-            self._access(environ, response, started)
+            self._access(head, environ, response, started)
             conn.linger = True
             return False
         except Exception:
             self.log.exception("Error handling request %s %s", head.method, head.target)
             self._send_error(response, InternalServerError("the application failed; see the server log"))
-            self._access(environ, response, started)
+            self._access(head, environ, response, started)
             conn.linger = True
             return False
         if response.problem:
             self.log.error("%s %s: %s", head.method, head.target, response.problem)
-        self._access(environ, response, started)
+        self._access(head, environ, response, started)
         if response.keep_alive and wsgi_input.finish():
             return True
         conn.linger = True
@@ -388,6 +391,16 @@ class WSGIHandler:
             if close is not None:
                 close()
 
+    def _hook(self, which: int, *args: Any) -> None:
+        """pre_request (1) or post_request (2) from the config file; a failing hook is only logged."""
+        worker, *hooks = self.request_hooks
+        hook = hooks[which - 1]
+        if hook is not None:
+            try:
+                hook(worker, *args)
+            except Exception:
+                self.log.exception("Hook %s raised; carrying on", getattr(hook, "__name__", "request hook"))
+
     def _send_error(self, response: Response, exc: HTTPError) -> None:
         if response.headers_sent:
             return  # too late for a status: closing the connection tells the client
@@ -397,9 +410,12 @@ class WSGIHandler:
         except ClientDisconnected:
             pass
 
-    def _access(self, environ: dict, response: Response, started: float) -> None:
+    def _access(self, head: RequestHead, environ: dict, response: Response, started: float) -> None:
+        """After a request: the access log line and the post_request hook."""
         if self.access_log is not None:
             self.access_log.log(environ, response, perf_counter() - started)
+        if self.request_hooks is not None:
+            self._hook(2, head, environ, response)
 
 
 def _environ_key(name: str) -> str:

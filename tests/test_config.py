@@ -144,3 +144,58 @@ def test_hup_rereads_the_config_file(fresh_server, tmp_path):
     wait_until(lambda: len(child_pids(server.pid)) == 3, what="3 workers after the reload")
     assert "Setting backlog changed: it takes effect on restart" in server.log()
     assert get(server, "/hello").status == 200
+
+
+HOOKS_CONFIG = '''
+import os
+_LOG = os.environ["PREFORK_TEST_HOOK_LOG"]
+
+
+def _note(*words):
+    with open(_LOG, "a") as f:
+        f.write(" ".join(str(w) for w in words) + "\\n")
+
+
+def on_starting(server): _note("on_starting", server.cfg.workers)
+def when_ready(server): _note("when_ready", server.pid)
+def on_reload(server): _note("on_reload")
+def pre_fork(server, worker): _note("pre_fork", worker.age)
+def post_fork(server, worker): _note("post_fork", worker.pid == os.getpid())
+def post_worker_init(worker): _note("post_worker_init", worker.pid == os.getpid())
+def pre_request(worker, req): _note("pre_request", req.method, req.path)
+def post_request(worker, req, environ, resp): _note("post_request", req.uri, resp.status)
+def child_exit(server, worker): _note("child_exit")
+def worker_exit(server, worker): _note("worker_exit")
+def nworkers_changed(server, new_value, old_value): _note("nworkers_changed", old_value, new_value)
+def on_exit(server): _note("on_exit")
+def worker_int(worker): raise RuntimeError("a broken hook")
+'''
+
+
+def test_gunicorn_hooks_fire_and_a_failing_hook_is_harmless(fresh_server, tmp_path):
+    config = tmp_path / "gunicorn.conf.py"
+    config.write_text(HOOKS_CONFIG)
+    hook_log = tmp_path / "hooks.log"
+    server = fresh_server("-c", str(config), env={"PREFORK_TEST_HOOK_LOG": str(hook_log)})
+    assert get(server, "/hello?x=1").status == 200
+    server.signal(signal.SIGTTIN)
+    wait_until(lambda: len(child_pids(server.pid)) == 2, what="2 workers")
+    old = child_pids(server.pid)
+    server.signal(signal.SIGHUP)
+    # HUP re-reads the settings: the worker count returns to the configured 1, as in gunicorn
+    wait_until(lambda: len(child_pids(server.pid)) == 1 and not child_pids(server.pid) & old,
+               what="the new generation alone")
+    worker = sorted(child_pids(server.pid))[0]
+    os.kill(worker, signal.SIGINT)  # its worker_int hook raises: logged, nothing else happens
+    server.wait_log("Hook worker_int raised")
+    server.signal(signal.SIGTERM)
+    server.proc.wait(15)
+    notes = hook_log.read_text().splitlines()
+    names = [line.split()[0] for line in notes]
+    assert names[:2] == ["on_starting", "when_ready"] and names[-1] == "on_exit"
+    for expected in ("pre_fork 0", "post_fork True", "post_worker_init True", "pre_request GET /hello",
+                     "post_request /hello?x=1 200 OK", "nworkers_changed 1 2", "on_reload",
+                     "nworkers_changed 2 1"):
+        assert expected in notes, (expected, notes)
+    assert {"child_exit", "worker_exit"} <= set(names)
+    assert "Traceback" in server.log() and "a broken hook" in server.log()

@@ -73,6 +73,11 @@ class RequestHead:
         self.keep_alive = version == "HTTP/1.1"
         self.expect_continue = False
 
+    @property
+    def uri(self) -> str:
+        """gunicorn's name for the request-target, for hooks written for gunicorn."""
+        return self.target
+
     def __repr__(self) -> str:
         return f"<RequestHead {self.method} {self.target} {self.version}>"
 

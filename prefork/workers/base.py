@@ -25,6 +25,7 @@ from typing import Any
 
 from .. import scoreboard as sb
 from ..conn import Connection
+from ..hooks import call_hook
 from ..http.errors import HTTPError, RequestTimeout
 from ..http.parser import Limits, RequestHead, parse_head
 from ..http.response import server_headers
@@ -54,7 +55,8 @@ class Worker:
         self.server_software = server_software
         self.alive = True
         self.reopen_logs = False
-        self.ppid = os.getppid()
+        self.ppid = os.getpid()  # built in the master, just before the fork
+        self.pid = 0
         self.requests = 0
         self.max_requests = jittered_max_requests(settings.max_requests, settings.max_requests_jitter)
         self.limits = Limits(
@@ -91,6 +93,7 @@ class Worker:
             self.board.set_state(self.index, sb.BOOT_FAILED)
             return EXIT_BOOT_FAILED
         self.handler = self._make_handler(app)
+        self.hook("post_worker_init")
         self.entry = self.board.entry(self.index, 0)
         self.board.beat(self.index, monotonic())
         self.board.set_state(self.index, sb.READY)
@@ -103,8 +106,11 @@ class Worker:
         access_log = None
         if settings.accesslog:
             access_log = AccessLog(open_log_stream(settings.accesslog), settings.access_log_format)
-        return WSGIHandler(app, self.limits, self.log, access_log, error_stream(self.log),
-                           self.multithread, self.server_software)
+        handler = WSGIHandler(app, self.limits, self.log, access_log, error_stream(self.log),
+                              self.multithread, self.server_software)
+        if settings.pre_request or settings.post_request:
+            handler.request_hooks = (self, settings.pre_request, settings.post_request)
+        return handler
 
     def _install_signals(self) -> None:
         signal.signal(signal.SIGTERM, self._on_term)
@@ -118,7 +124,8 @@ class Worker:
         # the error log (written from C, so it works even when Python is stuck), which is what an
         # operator needs to find the hang. Crashes (SIGSEGV, ...) dump their stacks too.
         errors = error_stream(self.log)
-        faulthandler.register(signal.SIGUSR2, file=errors, all_threads=True, chain=False)
+        signal.signal(signal.SIGUSR2, self._on_abort)  # runs after the dump, if Python gets to run
+        faulthandler.register(signal.SIGUSR2, file=errors, all_threads=True, chain=True)
         faulthandler.enable(file=errors, all_threads=True)
 
     def _on_term(self, signum: int, frame: Any) -> None:
@@ -127,7 +134,23 @@ class Worker:
             self.handler.draining = True
 
     def _on_quit(self, signum: int, frame: Any) -> None:
+        self.hook("worker_int")
         sys.exit(0)  # fast stop: unwind now, whatever the worker is doing
+
+    def _on_abort(self, signum: int, frame: Any) -> None:
+        self.hook("worker_abort")
+
+    # gunicorn's names, for server hooks written for gunicorn
+    @property
+    def cfg(self) -> Any:
+        return self.settings
+
+    @property
+    def age(self) -> int:
+        return self.index
+
+    def hook(self, name: str, *args: Any) -> None:
+        call_hook(self.settings, self.log, name, self, *args)
 
     def _on_usr1(self, signum: int, frame: Any) -> None:
         self.reopen_logs = True
