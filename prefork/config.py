@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import os
 import runpy
 import shlex
@@ -138,6 +139,8 @@ def coerce(setting: Setting, value: Any) -> Any:
         if isinstance(value, str):
             return value.strip().lower() in ("1", "true", "yes", "on")
         return bool(value)
+    if isinstance(value, dict) or (isinstance(value, list | tuple) and not setting.append):
+        return setting.parse(json.dumps(value))
     if setting.append:
         items = value.split() if isinstance(value, str) else list(value)
         return [setting.parse(str(item)) for item in items]
@@ -162,13 +165,16 @@ def _environment(environ: dict[str, str]) -> dict[str, Any]:
 
 
 def _gunicorn_environment(environ: dict[str, str]) -> dict[str, Any]:
-    """gunicorn's conventions for platforms: WEB_CONCURRENCY workers, PORT to bind on all interfaces."""
+    """gunicorn's conventions: WEB_CONCURRENCY workers, PORT to bind on all interfaces,
+    FORWARDED_ALLOW_IPS."""
     values: dict[str, Any] = {}
     try:
         if environ.get("WEB_CONCURRENCY"):
             values["workers"] = BY_NAME["workers"].parse(environ["WEB_CONCURRENCY"])
         if environ.get("PORT"):
             values["bind"] = [f"0.0.0.0:{int(environ['PORT'])}"]
+        if environ.get("FORWARDED_ALLOW_IPS"):
+            values["forwarded_allow_ips"] = environ["FORWARDED_ALLOW_IPS"]
     except ValueError as exc:
         raise ConfigError(f"WEB_CONCURRENCY/PORT: {exc}") from None
     return values

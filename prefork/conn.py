@@ -22,7 +22,7 @@ class ClientDisconnected(ConnectionError):
 
 
 class Connection:
-    __slots__ = ("sock", "fd", "buf", "environ", "idle_since", "head_since", "requests", "linger", "busy")
+    __slots__ = ("sock", "fd", "buf", "environ", "idle_since", "head_since", "requests", "linger", "busy", "trusted")
 
     def __init__(self, sock: socket.socket, environ: dict, now: float) -> None:
         self.sock = sock
@@ -34,6 +34,7 @@ class Connection:
         self.requests = 0
         self.linger = False  # unread input may remain: close gently so our last response survives
         self.busy = False  # a request thread owns it (threaded worker); the event loop keeps off
+        self.trusted = False  # the peer is a trusted proxy (--forwarded-allow-ips)
 
     def recv_nowait(self) -> bool:
         """Append what the kernel has, without blocking; False when the peer is gone."""

@@ -8,6 +8,8 @@ Read by the CLI in the master; workers receive the resulting ``Settings`` object
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +49,21 @@ def octal_umask(text: str) -> int:
     value = int(text, 0) if text[:2].lower() in ("0o", "0x") else int(text, 8)
     if not 0 <= value <= 0o777:
         raise ValueError(f"not a umask: {text}")
+    return value
+
+
+def address_list(text: str) -> str:
+    """Comma-separated IPs and CIDRs, or ``*``; validated here, parsed by proxy.ProxyPolicy."""
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        if entry != "*":
+            ipaddress.ip_network(entry, strict=False)
+    return text
+
+
+def json_object(text: str) -> dict:
+    value = json.loads(text)
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ValueError("expected a JSON object of header name to value")
     return value
 
 
@@ -123,6 +140,17 @@ SETTINGS: tuple[Setting, ...] = (
             "logging", str, "FILE"),
     Setting("access_log_format", ("--access-logformat",), '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s '
             '"%(f)s" "%(a)s"', "Access log line format, with gunicorn's atoms.", "logging", str, "FORMAT"),
+    Setting("forwarded_allow_ips", ("--forwarded-allow-ips",), "127.0.0.1,::1", "Peers (IPs and CIDRs, "
+            "comma-separated, or *) whose proxy headers are believed. Unix-socket peers are always trusted. "
+            "gunicorn's FORWARDED_ALLOW_IPS environment variable is honoured too.", "proxy", address_list,
+            "ADDRESSES"),
+    Setting("secure_scheme_headers", (), {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https",
+            "X-FORWARDED-SSL": "on"}, "Headers and values by which a trusted proxy says the client used "
+            "https (wsgi.url_scheme). Contradicting values get 400. A JSON object in the environment.",
+            "proxy", json_object, "JSON"),
+    Setting("use_forwarded_for", ("--use-forwarded-for",), False, "Set REMOTE_ADDR from X-Forwarded-For or "
+            "Forwarded sent by a trusted proxy (the rightmost untrusted address); the peer's address stays "
+            "in environ['prefork.peer_addr'].", "proxy", flag=True),
     Setting("wsgi_app", (), None, "The application, MODULE:APP, when not given on the command line "
             "(config file or PREFORK_WSGI_APP).", "server", str, "MODULE:APP"),
     Setting("proc_name", ("-n", "--name"), None, "Process name shown in ps/top (needs setproctitle).",

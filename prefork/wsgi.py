@@ -33,6 +33,7 @@ from .http.response import (
     server_headers,
     status_line,
 )
+from .proxy import ProxyPolicy
 
 # Response headers the server owns or that must not cross a hop (RFC 9110 §7.6.1); the
 # application's values are read for their meaning, then replaced by ours or dropped.
@@ -260,6 +261,8 @@ class WSGIHandler:
         self.access_log = access_log
         self.draining = False  # set by the worker on a graceful stop
         self.request_hooks: tuple | None = None  # (worker, pre_request, post_request) when configured
+        self.proxy: ProxyPolicy | None = None  # believed only for connections from trusted peers
+        self.proxy_keys: frozenset[str] = frozenset()
         self.base = {
             "SCRIPT_NAME": "",
             "SERVER_SOFTWARE": server_software,
@@ -302,6 +305,8 @@ class WSGIHandler:
         env["SERVER_PROTOCOL"] = head.version
         env["wsgi.input"] = wsgi_input
         keys = self._keys
+        proxy_keys = self.proxy_keys if conn.trusted else ()
+        from_proxy = False
         for name, value in head.headers:
             key = keys.get(name)
             if key is None:
@@ -314,8 +319,12 @@ class WSGIHandler:
                 env[key] += ("; " if key == "HTTP_COOKIE" else ",") + value
             else:
                 env[key] = value
+            if key in proxy_keys:
+                from_proxy = True
         if head.host:
             env["SERVER_NAME"], env["SERVER_PORT"] = self._server_from_host(head.host)
+        if from_proxy:
+            self.proxy.apply(env)
         return env
 
     def _server_from_host(self, host: str) -> tuple[str, str]:

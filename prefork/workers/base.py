@@ -34,6 +34,7 @@ from ..logs import AccessLog, error_stream, open_log_stream, reopen_error_log
 from ..pool import jittered_max_requests
 from ..process import drop_privileges, set_parent_death_signal
 from ..proctitle import set_title
+from ..proxy import ProxyPolicy
 from ..sockets import Listener
 from ..wsgi import WSGIHandler
 from .poller import Poller
@@ -110,6 +111,9 @@ class Worker:
                               self.multithread, self.server_software)
         if settings.pre_request or settings.post_request:
             handler.request_hooks = (self, settings.pre_request, settings.post_request)
+        handler.proxy = ProxyPolicy(settings.forwarded_allow_ips, settings.secure_scheme_headers,
+                                    settings.use_forwarded_for)
+        handler.proxy_keys = handler.proxy.keys
         return handler
 
     def _install_signals(self) -> None:
@@ -234,6 +238,7 @@ class Worker:
             return None
         listener.tune_accepted(sock)
         conn = Connection(sock, self.handler.connection_environ(peer, listener.server_address), now)
+        conn.trusted = self.handler.proxy.trusts(peer)
         if conn.recv_nowait():
             return conn
         conn.close()
