@@ -199,3 +199,8 @@ def test_gunicorn_hooks_fire_and_a_failing_hook_is_harmless(fresh_server, tmp_pa
         assert expected in notes, (expected, notes)
     assert {"child_exit", "worker_exit"} <= set(names)
     assert "Traceback" in server.log() and "a broken hook" in server.log()
+
+
+def test_example_config_file_loads():
+    values = load_file(str(Path(ROOT) / "conf" / "prefork.conf.py"))
+    assert values["wsgi_app"] == "examples.hello:app" and callable(values["post_fork"])
