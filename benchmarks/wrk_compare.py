@@ -93,7 +93,7 @@ def run_wrk(port: int, core: str, connections: int, duration: float, close: bool
     total = int(re.search(r"(\d+) requests in", out).group(1))
     errors = re.search(r"Socket errors: (.*)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    p99 = re.search(r"99%\s+(\S+)", out)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
     notes = " ".join(x for x in [errors and errors.group(1), non2xx and f"non2xx={non2xx.group(1)}"] if x)
     return rps, total, f"p99={p99.group(1) if p99 else '?'} {notes}".strip()
 

@@ -168,3 +168,19 @@ def _state(pid: int) -> str:
     except FileNotFoundError:
         return "gone"
 
+
+
+def test_new_master_after_usr2_announces_mainpid(tmp_path):
+    notify = NotifySocket(tmp_path / "notify.sock")
+    port = free_port()
+    proc, _ = spawn(tmp_path, [sys.executable, "-m", "prefork", "-b", f"127.0.0.1:{port}", "testapp:app"],
+                      env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
+    try:
+        notify.collect(lambda n: "READY" in n.kinds())
+        proc.send_signal(signal.SIGUSR2)
+        notify.collect(lambda n: any(m.startswith("MAINPID=") for _, m in n.messages))
+        main_pid = int(next(m for _, m in notify.messages if m.startswith("MAINPID=")).split("=")[1])
+        assert main_pid != proc.pid and main_pid in child_pids(proc.pid)
+        notify.collect(lambda n: n.kinds().count("READY") == 2)
+    finally:
+        stop(proc)
