@@ -255,7 +255,7 @@ class Arbiter:
         if self.upgrade_child:
             self.log.warning("USR2 ignored: an upgraded master (pid %d) is already running", self.upgrade_child)
             return
-        self.upgrade_child = self._exec_new_master(adopt_workers=False)
+        self.upgrade_child = self._exec_new_master()
         if self.settings.pidfile and self.upgrade_child:
             os.replace(self.settings.pidfile, self.settings.pidfile + ".oldbin")
         for listener in self.listeners:
@@ -263,39 +263,38 @@ class Arbiter:
 
     # -- re-execution (USR2, and HUP with --preload) ------------------------------------------------
 
-    def _exec_new_master(self, adopt_workers: bool) -> int:
-        """Fork and exec this same command line, handing over the listening sockets."""
-        fds = [listener.sock.fileno() for listener in self.listeners]
-        env = dict(os.environ, **{INHERITED_FDS_ENV: ",".join(map(str, fds))})
-        if self.notifier.address:
-            env["NOTIFY_SOCKET"] = self.notifier.address
-        self.hook("pre_exec")
+    def _exec_new_master(self) -> int:
+        """USR2: fork and exec this same command line, handing over the listening sockets."""
+        env = self._exec_environment(adopt_workers=False)
         pid = os.fork()
         if pid:
-            self.log.info("Started new master (pid %d) with listening fds %s", pid, fds)
+            self.log.info("Started new master (pid %d) with listening fds %s", pid, env[INHERITED_FDS_ENV])
             return pid
         try:
-            for fd in fds:
-                os.set_inheritable(fd, True)
-            signal.set_wakeup_fd(-1)
-            for signum in HANDLED_SIGNALS:
-                signal.signal(signum, signal.SIG_DFL)
-            os.execve(sys.executable, sys.orig_argv, env)
+            self._exec(env)
         finally:
             os._exit(1)
 
     def _reexec_for_preload(self) -> None:
         """HUP with --preload: exec a fresh master in place (same PID) that loads the new code."""
-        fds = [listener.sock.fileno() for listener in self.listeners]
-        env = dict(os.environ, **{INHERITED_FDS_ENV: ",".join(map(str, fds)),
-                                  ADOPTED_WORKERS_ENV: ",".join(map(str, self.pool.workers))})
+        env = self._exec_environment(adopt_workers=True)
+        self.notifier.reloading()
+        self.log.info("Re-executing the master to load new code (--preload)")
+        self._exec(env)
+
+    def _exec_environment(self, adopt_workers: bool) -> dict[str, str]:
+        self.hook("pre_exec")
+        env = dict(os.environ)
+        env[INHERITED_FDS_ENV] = ",".join(str(listener.sock.fileno()) for listener in self.listeners)
+        if adopt_workers:
+            env[ADOPTED_WORKERS_ENV] = ",".join(map(str, self.pool.workers))
         if self.notifier.address:
             env["NOTIFY_SOCKET"] = self.notifier.address
-        self.notifier.reloading()
-        self.hook("pre_exec")
-        self.log.info("Re-executing the master to load new code (--preload)")
-        for fd in fds:
-            os.set_inheritable(fd, True)
+        return env
+
+    def _exec(self, env: dict[str, str]) -> None:
+        for listener in self.listeners:
+            os.set_inheritable(listener.sock.fileno(), True)
         signal.set_wakeup_fd(-1)
         for signum in HANDLED_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)

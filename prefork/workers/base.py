@@ -168,6 +168,47 @@ class Worker:
     def run_loop(self) -> None:
         raise NotImplementedError
 
+    # -- the event loop shared by the worker classes (its thread only) --------------------------
+
+    def event_loop(self, poller: Poller) -> None:
+        """Accept, read, time out and drain; subclasses say what ``adopt``, ``readable`` and
+        ``can_accept`` mean for them."""
+        self.poller = poller
+        connections = self.connections
+        draining = False
+        while self.running():
+            if not (self.alive or draining):
+                draining = True
+                self.start_drain(poller, self.adopt)
+                continue
+            events = poller.poll(HOUSEKEEPING_INTERVAL)
+            now = monotonic()
+            for fd, _ in events:
+                conn = connections.get(fd)
+                if conn is not None:
+                    self.readable(conn)
+                elif fd in poller.listeners:
+                    conn = self.accept(poller.listeners[fd], now)
+                    if conn is not None:
+                        self.adopt(conn)
+                else:
+                    poller.is_wake(fd)
+            if now >= self.next_housekeeping:
+                self.housekeeping(now, connections)
+            if self.alive:
+                poller.set_accepting(self.can_accept())
+
+    def adopt(self, conn: Connection) -> None:
+        """A connection just accepted: serve it or park it in ``self.connections``."""
+        raise NotImplementedError
+
+    def readable(self, conn: Connection) -> None:
+        """``conn``, parked in the loop, has bytes (or a hang-up) to read."""
+        raise NotImplementedError
+
+    def can_accept(self) -> bool:
+        return len(self.connections) < self.settings.worker_connections
+
     def running(self) -> bool:
         """Whether the loop goes on: while alive, then until the drain (started by the loop) ends."""
         if self.alive or not self.drain_deadline:

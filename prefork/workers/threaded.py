@@ -27,7 +27,7 @@ from .. import scoreboard as sb
 from ..conn import Connection
 from ..http.errors import HTTPError
 from ..http.parser import RequestHead
-from .base import HOUSEKEEPING_INTERVAL, Worker
+from .base import Worker
 from .poller import Poller
 
 _ARMED = select.EPOLLIN | select.EPOLLONESHOT
@@ -46,51 +46,29 @@ class ThreadedWorker(Worker):
         for thread in threads:
             thread.start()
         try:
-            self._event_loop()
+            self.event_loop(self.poller)
         finally:
             self._shutdown(threads)
 
     # -- event-loop thread ----------------------------------------------------------------------------
 
-    def _event_loop(self) -> None:
-        poller = self.poller
-        connections = self.connections
-        max_connections = self.settings.worker_connections
-        threads = self.settings.threads
-        draining = False
-        while self.running():
-            if not (self.alive or draining):
-                draining = True
-                self.start_drain(poller, self._adopt)
-                continue
-            events = poller.poll(HOUSEKEEPING_INTERVAL)
-            now = monotonic()
-            for fd, _ in events:
-                conn = connections.get(fd)
-                if conn is not None:
-                    if not conn.busy:  # a busy one can only report a hang-up; its thread will see it
-                        self._readable(conn)
-                elif fd in poller.listeners:
-                    conn = self.accept(poller.listeners[fd], now)
-                    if conn is not None:
-                        self._adopt(conn)
-                else:
-                    poller.is_wake(fd)
-            if now >= self.next_housekeeping:
-                self.housekeeping(now, connections)
-                self._check_request_timeouts(now)
-            if self.alive:
-                queued = self.jobs.qsize()
-                poller.set_accepting(len(connections) < max_connections and queued < threads)
+    def can_accept(self) -> bool:
+        return super().can_accept() and self.jobs.qsize() < self.settings.threads
 
-    def _adopt(self, conn: Connection) -> None:
+    def housekeeping(self, now: float, connections: dict[int, Connection]) -> None:
+        super().housekeeping(now, connections)
+        self._check_request_timeouts(now)
+
+    def adopt(self, conn: Connection) -> None:
         self.connections[conn.fd] = conn
         # Registered disarmed: EPOLLONESHOT also silences the hang-up that epoll reports unasked
         # while a request thread owns the connection. _wait_or_dispatch arms it when it waits.
         self.poller.epoll.register(conn.fd, select.EPOLLONESHOT)
         self._wait_or_dispatch(conn)
 
-    def _readable(self, conn: Connection) -> None:
+    def readable(self, conn: Connection) -> None:
+        if conn.busy:
+            return  # a busy one can only report a hang-up; its thread will see it
         if conn.recv_nowait():
             self._wait_or_dispatch(conn)
         else:
