@@ -7,6 +7,7 @@ bytes are written as escapes.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -15,7 +16,9 @@ import time
 from base64 import b64decode
 from typing import Any, TextIO
 
-ERROR_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
+from .request_id import CURRENT as CURRENT_REQUEST_ID
+
+ERROR_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(request_id)s%(message)s"
 ERROR_DATEFMT = "%Y-%m-%d %H:%M:%S %z"
 DEFAULT_ACCESS_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -39,6 +42,13 @@ def open_log_stream(target: str) -> TextIO:
     return open(target, "a", buffering=1, encoding="utf-8", errors="backslashreplace")
 
 
+def _add_request_id(record: logging.LogRecord) -> bool:
+    """Tag records written while a request runs with its ID: ``[req abc-1f] message``."""
+    request_id = CURRENT_REQUEST_ID.get()
+    record.request_id = f"[req {request_id}] " if request_id else ""
+    return True
+
+
 def setup_error_log(target: str, level: str) -> logging.Logger:
     """The ``prefork.error`` logger writing to stderr (``-``) or to a file."""
     log = logging.getLogger("prefork.error")
@@ -46,6 +56,7 @@ def setup_error_log(target: str, level: str) -> logging.Logger:
     stream = sys.stderr if target == "-" else open_log_stream(target)
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter(ERROR_FORMAT, ERROR_DATEFMT))
+    handler.addFilter(_add_request_id)
     log.addHandler(handler)
     log.setLevel(level.upper())
     log.propagate = False
@@ -105,13 +116,16 @@ class _Atoms(dict):
 class AccessLog:
     """One line per request in ``fmt`` (gunicorn's ``access_log_format``), thread-safe."""
 
-    def __init__(self, stream: TextIO, fmt: str = DEFAULT_ACCESS_FORMAT) -> None:
+    def __init__(self, stream: TextIO, fmt: str = DEFAULT_ACCESS_FORMAT, as_json: bool = False) -> None:
         self.stream = stream
         self.fmt = fmt
+        self.as_json = as_json
         self.lock = threading.Lock()
         self.pid = f"<{os.getpid()}>"
 
     def line(self, environ: dict, response: Any, duration: float) -> str:
+        if self.as_json:
+            return self.json_line(environ, response, duration)
         get = environ.get
         method = escape(get("REQUEST_METHOD", "-"))
         uri = escape(get("RAW_URI", "-"))
@@ -139,6 +153,26 @@ class AccessLog:
             "p": self.pid,
         }
         return self.fmt % _Atoms(atoms, environ, response.headers or [])
+
+    def json_line(self, environ: dict, response: Any, duration: float) -> str:
+        """One JSON object; json.dumps escapes every string, whatever bytes the client sent."""
+        get = environ.get
+        return json.dumps({
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "remote_addr": get("REMOTE_ADDR"),
+            "method": get("REQUEST_METHOD"),
+            "uri": get("RAW_URI"),
+            "path": get("PATH_INFO"),
+            "query": get("QUERY_STRING"),
+            "protocol": get("SERVER_PROTOCOL"),
+            "status": response.code,
+            "bytes": response.sent if response.headers_sent else 0,
+            "duration_ms": round(duration * 1000, 3),
+            "referer": get("HTTP_REFERER"),
+            "user_agent": get("HTTP_USER_AGENT"),
+            "request_id": get("prefork.request_id"),
+            "pid": os.getpid(),
+        })
 
     def reopen(self) -> None:
         """USR1: reopen the access log file; stdout is left alone."""

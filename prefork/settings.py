@@ -153,6 +153,9 @@ SETTINGS: tuple[Setting, ...] = (
             "in environ['prefork.peer_addr'].", "proxy", flag=True),
     Setting("wsgi_app", (), None, "The application, MODULE:APP, when not given on the command line "
             "(config file or PREFORK_WSGI_APP).", "server", str, "MODULE:APP"),
+    Setting("access_log_json", ("--access-log-json",), False, "Write the access log as one JSON object per "
+            "line (time, remote_addr, method, uri, path, query, protocol, status, bytes, duration_ms, referer, "
+            "user_agent, request_id, pid) instead of access_log_format.", "logging", flag=True),
     Setting("proc_name", ("-n", "--name"), None, "Process name shown in ps/top (needs setproctitle).",
             "process", str, "NAME"),
 )

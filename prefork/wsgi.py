@@ -34,6 +34,8 @@ from .http.response import (
     status_line,
 )
 from .proxy import ProxyPolicy
+from .request_id import CURRENT as CURRENT_REQUEST_ID
+from .request_id import RequestIds
 
 # Response headers the server owns or that must not cross a hop (RFC 9110 §7.6.1); the
 # application's values are read for their meaning, then replaced by ours or dropped.
@@ -263,6 +265,7 @@ class WSGIHandler:
         self.request_hooks: tuple | None = None  # (worker, pre_request, post_request) when configured
         self.proxy: ProxyPolicy | None = None  # believed only for connections from trusted peers
         self.proxy_keys: frozenset[str] = frozenset()
+        self.request_ids = RequestIds()
         self.base = {
             "SCRIPT_NAME": "",
             "SERVER_SOFTWARE": server_software,
@@ -343,6 +346,13 @@ class WSGIHandler:
 
     def handle(self, conn: Connection, head: RequestHead) -> bool:
         """Run one request; True when the connection may carry another one."""
+        token = CURRENT_REQUEST_ID.set("")
+        try:
+            return self._handle(conn, head)
+        finally:
+            CURRENT_REQUEST_ID.reset(token)
+
+    def _handle(self, conn: Connection, head: RequestHead) -> bool:
         response = Response(conn, head, self)
         if head.chunked:
             limits = self.limits
@@ -355,6 +365,8 @@ class WSGIHandler:
         else:
             wsgi_input = EMPTY_INPUT
         environ = self.environ(conn, head, wsgi_input)
+        environ["prefork.request_id"] = request_id = self.request_ids.pick(environ)
+        CURRENT_REQUEST_ID.set(request_id)  # error-log records written from here on carry it
         started = perf_counter() if self.access_log is not None else 0.0
         if self.request_hooks is not None:
             self._hook(1, head)

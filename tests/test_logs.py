@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from types import SimpleNamespace
@@ -91,3 +92,34 @@ def test_error_log_format(server):
     get(server, "/hello")
     first = server.log().splitlines()[0]
     assert re.match(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] \[INFO\] Starting prefork", first)
+
+
+def test_json_access_log_escapes_hostile_values():
+    environ = dict(ENVIRON, HTTP_USER_AGENT='x"}\n{"forged": 1}\\\x00\x1b\xff', RAW_URI='/"\n',
+                   **{"prefork.request_id": "abc-1"})
+    log = AccessLog(Sink(), as_json=True)
+    text = log.line(environ, RESPONSE, 0.25)
+    assert "\n" not in text
+    record = json.loads(text)
+    assert record["user_agent"] == environ["HTTP_USER_AGENT"] and record["uri"] == '/"\n'
+    assert (record["status"], record["bytes"], record["duration_ms"], record["request_id"]) == (200, 13, 250.0, "abc-1")
+
+
+def test_request_id_in_environ_access_log_and_error_log(fresh_server, tmp_path):
+    path = tmp_path / "access.json"
+    server = fresh_server("--access-logfile", str(path), "--access-log-json")
+    with Client(server.connect()) as client:
+        client.send(b"GET /environ-json HTTP/1.1\r\nHost: t\r\nX-Request-ID: from-proxy-42\r\n\r\n")
+        assert json.loads(client.read_response().body)["prefork.request_id"] == "from-proxy-42"
+        client.send(b"GET /environ-json HTTP/1.1\r\nHost: t\r\nX-Request-ID: bad id\xff\r\n\r\n")
+        generated = json.loads(client.read_response().body)["prefork.request_id"]
+        assert re.fullmatch(r"[0-9a-f]{12}-[0-9a-f]+", generated)
+        client.send(b"GET /error HTTP/1.1\r\nHost: t\r\nX-Request-ID: err-7\r\n\r\n")
+        client.read_response()
+    log = server.wait_log("[req err-7] Error handling request GET /error")
+    assert "Traceback" in log
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and path.read_text().count("\n") < 4:
+        time.sleep(0.05)
+    ids = [json.loads(line)["request_id"] for line in path.read_text().splitlines()]
+    assert ids[1:] == ["from-proxy-42", generated, "err-7"]

@@ -106,7 +106,8 @@ class Worker:
         settings = self.settings
         access_log = None
         if settings.accesslog:
-            access_log = AccessLog(open_log_stream(settings.accesslog), settings.access_log_format)
+            access_log = AccessLog(open_log_stream(settings.accesslog), settings.access_log_format,
+                                   settings.access_log_json)
         handler = WSGIHandler(app, self.limits, self.log, access_log, error_stream(self.log),
                               self.multithread, self.server_software)
         if settings.pre_request or settings.post_request:
