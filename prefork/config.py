@@ -51,11 +51,38 @@ UNSUPPORTED = {
     "casefold_http_method": "methods are case-sensitive (RFC 9110 §9.1)",
     "strip_header_spaces": "whitespace before a colon is refused (RFC 9112 §5.1): it enables smuggling",
     "header_map": "prefork always drops header names with underscores ('drop')",
+    "raw_env": "not implemented yet: set the variables in the server's environment",
+    "pythonpath": "not implemented yet: set PYTHONPATH",
+    "capture_output": "not implemented yet",
+    "logconfig": "not implemented yet",
+    "logconfig_dict": "not implemented yet",
+    "logconfig_json": "not implemented yet",
+    "syslog": "not implemented yet: log to stderr and let journald or the runtime collect it",
+    "syslog_addr": "see 'syslog'",
+    "syslog_prefix": "see 'syslog'",
+    "syslog_facility": "see 'syslog'",
+    "disable_redirect_access_to_syslog": "see 'syslog'",
+    "enable_stdio_inheritance": "not implemented yet",
+    "proxy_protocol": "not implemented yet",
+    "proxy_allow_ips": "see 'proxy_protocol'",
+    "forwarder_headers": "not implemented yet",
+}
+# gunicorn settings that have no effect in prefork because it always behaves that way: accepted, so
+# that gunicorn config files load, and listed by --print-config's caller as ignored.
+IGNORED = {
+    "sendfile": "wsgi.file_wrapper always uses os.sendfile for regular files",
+    "reuse_port": "EPOLLEXCLUSIVE already wakes one worker per connection",
+    "initgroups": "supplementary groups are always initialised with --user",
+    "tmp_upload_dir": "request bodies are streamed, never written to disk",
+    "default_proc_name": "the process title uses --name or the application",
 }
 
 
 # Values of these types are settings (or typos of settings); anything else in a config file is a helper.
 _SETTING_TYPES = (str, bytes, int, float, bool, list, tuple, dict, type(None))
+
+
+_IGNORE = object()
 
 
 class ConfigError(Exception):
@@ -111,11 +138,15 @@ def load_file(path: str) -> dict[str, Any]:
             continue
         if not isinstance(value, _SETTING_TYPES) and name not in BY_NAME:
             continue  # a module, helper function, class or object the file imports or defines
-        values[name] = _file_value(name, value, path)
+        value = _file_value(name, value, path)
+        if value is not _IGNORE:
+            values[name] = value
     return values
 
 
 def _file_value(name: str, value: Any, path: str) -> Any:
+    if name in IGNORED:
+        return _IGNORE
     if name in UNSUPPORTED:
         raise ConfigError(f"{path}: setting {name!r} is not supported by prefork: {UNSUPPORTED[name]}")
     setting = BY_NAME.get(name)

@@ -5,7 +5,7 @@ A test regenerates it and fails when the committed file differs, so the referenc
 
 from __future__ import annotations
 
-from .config import UNSUPPORTED
+from .config import IGNORED, UNSUPPORTED
 from .settings import SETTINGS, env_name
 
 
@@ -41,6 +41,8 @@ def settings_markdown() -> str:
         ]
     lines += ["## gunicorn settings prefork refuses", "", "| setting | why |", "|---|---|"]
     lines += [f"| `{name}` | {reason} |" for name, reason in sorted(UNSUPPORTED.items())]
+    lines += ["", "## gunicorn settings accepted and ignored", "", "| setting | why |", "|---|---|"]
+    lines += [f"| `{name}` | {reason} |" for name, reason in sorted(IGNORED.items())]
     return "\n".join(lines) + "\n"
 
 

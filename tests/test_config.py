@@ -204,3 +204,12 @@ def test_gunicorn_hooks_fire_and_a_failing_hook_is_harmless(fresh_server, tmp_pa
 def test_example_config_file_loads():
     values = load_file(str(Path(ROOT) / "conf" / "prefork.conf.py"))
     assert values["wsgi_app"] == "examples.hello:app" and callable(values["post_fork"])
+
+
+def test_ignored_and_not_yet_supported_gunicorn_settings(tmp_path):
+    config = tmp_path / "c.py"
+    config.write_text("sendfile = True\nreuse_port = True\nworkers = 2\n")
+    assert load_file(str(config)) == {"workers": 2}
+    config.write_text("syslog = True\n")
+    with pytest.raises(ConfigError, match="'syslog' is not supported by prefork: not implemented yet"):
+        load_file(str(config))
