@@ -21,7 +21,6 @@ from .request_id import CURRENT as CURRENT_REQUEST_ID
 ERROR_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(request_id)s%(message)s"
 ERROR_DATEFMT = "%Y-%m-%d %H:%M:%S %z"
 DEFAULT_ACCESS_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
-LEVELS = ("debug", "info", "warning", "error", "critical")
 
 _ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0x100)]}
 _ESCAPES[ord('"')] = '\\"'

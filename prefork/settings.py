@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .proxy import DEFAULT_SCHEME_HEADERS
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -144,9 +146,9 @@ SETTINGS: tuple[Setting, ...] = (
             "comma-separated, or *) whose proxy headers are believed. Unix-socket peers are always trusted. "
             "gunicorn's FORWARDED_ALLOW_IPS environment variable is honoured too.", "proxy", address_list,
             "ADDRESSES"),
-    Setting("secure_scheme_headers", (), {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https",
-            "X-FORWARDED-SSL": "on"}, "Headers and values by which a trusted proxy says the client used "
-            "https (wsgi.url_scheme). Contradicting values get 400. A JSON object in the environment.",
+    Setting("secure_scheme_headers", (), DEFAULT_SCHEME_HEADERS, "Headers and values by which a trusted "
+            "proxy says the client used https (wsgi.url_scheme). Contradicting values get 400. A JSON object "
+            "in the environment.",
             "proxy", json_object, "JSON"),
     Setting("use_forwarded_for", ("--use-forwarded-for",), False, "Set REMOTE_ADDR from X-Forwarded-For or "
             "Forwarded sent by a trusted proxy (the rightmost untrusted address); the peer's address stays "
@@ -185,7 +187,6 @@ SETTINGS += tuple(
     Setting(name, (), None, f"Server hook `{name}({signature})`. {doc}", "hooks", hook=True)
     for name, signature, doc in _HOOKS
 )
-HOOK_NAMES = tuple(name for name, _, _ in _HOOKS)
 
 BY_NAME = {s.name: s for s in SETTINGS}
 

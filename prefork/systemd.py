@@ -42,10 +42,6 @@ class Notifier:
         if self.address:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
 
-    @property
-    def enabled(self) -> bool:
-        return self.sock is not None
-
     def notify(self, *fields: str) -> None:
         if self.sock is None:
             return

@@ -7,7 +7,6 @@ import re
 
 # RFC 9110 §5.6.2: token = 1*tchar
 TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-TOKEN_RE = re.compile(TOKEN)
 
 # RFC 9112 §3: request-line = method SP request-target SP HTTP-version, exactly one SP each.
 REQUEST_LINE_RE = re.compile(rf"({TOKEN}) ([^\x00-\x20\x7f]+) (HTTP/[0-9]\.[0-9])")
