@@ -63,8 +63,6 @@ UNSUPPORTED = {
     "syslog_facility": "see 'syslog'",
     "disable_redirect_access_to_syslog": "see 'syslog'",
     "enable_stdio_inheritance": "not implemented yet",
-    "proxy_protocol": "not implemented yet",
-    "proxy_allow_ips": "see 'proxy_protocol'",
     "forwarder_headers": "not implemented yet",
 }
 # gunicorn settings that have no effect in prefork because it always behaves that way: accepted, so

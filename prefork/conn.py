@@ -22,7 +22,8 @@ class ClientDisconnected(ConnectionError):
 
 
 class Connection:
-    __slots__ = ("sock", "fd", "buf", "environ", "idle_since", "head_since", "requests", "linger", "busy", "trusted")
+    __slots__ = ("sock", "fd", "buf", "environ", "idle_since", "head_since", "requests", "linger", "busy", "trusted",
+                 "proxy_header_pending")
 
     def __init__(self, sock: socket.socket, environ: dict, now: float) -> None:
         self.sock = sock
@@ -35,6 +36,7 @@ class Connection:
         self.linger = False  # unread input may remain: close gently so our last response survives
         self.busy = False  # a request thread owns it (threaded worker); the event loop keeps off
         self.trusted = False  # the peer is a trusted proxy (--forwarded-allow-ips)
+        self.proxy_header_pending = False  # a PROXY protocol header must come first (--proxy-protocol)
 
     def recv_nowait(self) -> bool:
         """Append what the kernel has, without blocking; False when the peer is gone."""

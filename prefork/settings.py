@@ -153,6 +153,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("use_forwarded_for", ("--use-forwarded-for",), False, "Set REMOTE_ADDR from X-Forwarded-For or "
             "Forwarded sent by a trusted proxy (the rightmost untrusted address); the peer's address stays "
             "in environ['prefork.peer_addr'].", "proxy", flag=True),
+    Setting("proxy_protocol", ("--proxy-protocol",), False, "Expect a PROXY protocol header (v1 or v2) at "
+            "the start of every connection from --proxy-allow-ips; REMOTE_ADDR/REMOTE_PORT come from it.",
+            "proxy", flag=True),
+    Setting("proxy_allow_ips", ("--proxy-allow-ips",), "127.0.0.1,::1", "Peers (IPs and CIDRs, or *) that "
+            "must send a PROXY protocol header when --proxy-protocol is on; other peers speak plain HTTP.",
+            "proxy", address_list, "ADDRESSES"),
     Setting("wsgi_app", (), None, "The application, MODULE:APP, when not given on the command line "
             "(config file or PREFORK_WSGI_APP).", "server", str, "MODULE:APP"),
     Setting("access_log_json", ("--access-log-json",), False, "Write the access log as one JSON object per "

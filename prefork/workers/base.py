@@ -28,6 +28,7 @@ from ..conn import Connection
 from ..hooks import call_hook
 from ..http.errors import HTTPError, RequestTimeout
 from ..http.parser import Limits, RequestHead, parse_head
+from ..http.proxy_protocol import parse_proxy_header
 from ..http.response import server_headers
 from ..loader import AppLoadError, load_app
 from ..logs import AccessLog, error_stream, open_log_stream, reopen_error_log
@@ -67,6 +68,9 @@ class Worker:
             settings.limit_request_body,
         )
         self.handler: WSGIHandler | None = None
+        self.proxy_protocol = None  # a ProxyPolicy naming who must send PROXY headers, when enabled
+        if settings.proxy_protocol:
+            self.proxy_protocol = ProxyPolicy(settings.proxy_allow_ips, {}, False)
         self.connections: dict[int, Connection] = {}
         self.entry: tuple = ()  # scoreboard entry of the main thread, set once booted
         self.next_housekeeping = 0.0
@@ -281,6 +285,8 @@ class Worker:
         listener.tune_accepted(sock)
         conn = Connection(sock, self.handler.connection_environ(peer, listener.server_address), now)
         conn.trusted = self.handler.proxy.trusts(peer)
+        if self.proxy_protocol is not None:
+            conn.proxy_header_pending = self.proxy_protocol.trusts(peer)
         if conn.recv_nowait():
             return conn
         conn.close()
@@ -290,6 +296,8 @@ class Worker:
 
     def next_head(self, conn: Connection) -> RequestHead | None:
         """The next complete request head buffered on ``conn``, or None. Raises HTTPError."""
+        if conn.proxy_header_pending and not self._read_proxy_header(conn):
+            return None
         parsed = parse_head(conn.buf, self.limits)
         if parsed is None:
             if conn.buf and not conn.head_since:
@@ -299,6 +307,20 @@ class Worker:
         conn.consume(used)
         conn.head_since = 0.0
         return head
+
+    def _read_proxy_header(self, conn: Connection) -> bool:
+        """Consume the PROXY protocol header; False while it is incomplete. Raises HTTPError."""
+        parsed = parse_proxy_header(conn.buf)
+        if parsed is None:
+            if conn.buf and not conn.head_since:
+                conn.head_since = monotonic()  # the header timeout covers the PROXY header too
+            return False
+        address, used = parsed
+        conn.consume(used)
+        conn.proxy_header_pending = False
+        if address is not None:
+            conn.environ = dict(conn.environ, REMOTE_ADDR=address[0], REMOTE_PORT=str(address[1]))
+        return True
 
     def serve_connection(self, conn: Connection, head: RequestHead | None = None, entry: tuple = ()) -> bool:
         """Run ``head`` (if given) and every complete request buffered on ``conn``; ``entry`` is the
