@@ -20,29 +20,20 @@ from .body import EMPTY_INPUT, ChunkedBody, Input, LengthBody
 from .conn import ClientDisconnected, Connection
 from .http.errors import HTTPError, InternalServerError
 from .http.framing import ChunkedDecoder
-from .http.grammar import CONTENT_LENGTH_RE
 from .http.parser import Limits, RequestHead
 from .http.response import (
     CONTINUE,
     LAST_CHUNK,
     SERVER_HEADER,
-    InvalidResponse,
+    app_head,
     chunk,
     date_header,
-    header_block,
     server_headers,
-    status_line,
 )
 from .proxy import ProxyPolicy
 from .request_id import CURRENT as CURRENT_REQUEST_ID
 from .request_id import RequestIds
 
-# Response headers the server owns or that must not cross a hop (RFC 9110 §7.6.1); the
-# application's values are read for their meaning, then replaced by ours or dropped.
-_SPECIAL_RESPONSE = frozenset(
-    {"content-length", "connection", "transfer-encoding", "date", "server",
-     "keep-alive", "proxy-connection", "te", "trailer", "upgrade"}
-)
 _SEND_SEPARATELY = 16384  # above this, head and body go out as two buffers instead of one copy
 
 
@@ -105,41 +96,15 @@ class Response:
         """Validate the application's status and headers and serialise the response head."""
         if self.status is None:
             raise AssertionError("the application did not call start_response()")
-        status_bytes, code = status_line(self.status)
-        self.code = code
-        lines = []
-        declared = None
-        has_date = has_server = False
-        for name, value in self.headers:
-            lname = name.lower()
-            if lname in _SPECIAL_RESPONSE:
-                if lname == "content-length":
-                    if type(value) is not str or CONTENT_LENGTH_RE.fullmatch(value) is None:
-                        raise InvalidResponse(f"invalid Content-Length {value!r}")
-                    if declared is not None and int(value) != declared:
-                        raise InvalidResponse("conflicting Content-Length headers")
-                    declared = int(value)
-                    continue
-                if lname == "connection":
-                    if "close" in [t.strip().lower() for t in value.split(",")]:
-                        self.keep_alive = False
-                    continue
-                if lname == "transfer-encoding":
-                    raise InvalidResponse("the application must not set Transfer-Encoding")
-                if lname == "date":
-                    has_date = True
-                elif lname == "server":
-                    has_server = True
-                else:
-                    continue  # hop-by-hop: dropped
-            lines.append(name + ": " + value + "\r\n")
-
-        no_body = code < 200 or code == 204 or code == 304  # RFC 9110 §6.4.1
-        if declared is None:
-            declared = body_length
-        if declared is not None and not (code < 200 or code == 204):
-            lines.append(f"Content-Length: {declared}\r\n")
-        if no_body or self.is_head:
+        app = app_head(self.status, self.headers)
+        code = self.code = app.code
+        if app.wants_close:
+            self.keep_alive = False
+        framing = []
+        declared = app.declared_length if app.declared_length is not None else body_length
+        if declared is not None and not (code < 200 or code == 204):  # RFC 9110 §8.6
+            framing.append(b"Content-Length: %d\r\n" % declared)
+        if code < 200 or code == 204 or code == 304 or self.is_head:  # no body (RFC 9110 §6.4.1)
             self.skip_body = True
             if code < 200:
                 self.keep_alive = False
@@ -147,22 +112,23 @@ class Response:
             self.length = declared
         elif self.http11:
             self.chunked = True
-            lines.append("Transfer-Encoding: chunked\r\n")
+            framing.append(b"Transfer-Encoding: chunked\r\n")
         else:
             self.keep_alive = False  # HTTP/1.0 without a length: the close delimits the body
         if self.handler.draining:
             self.keep_alive = False  # the worker is stopping: tell the client not to send more
         if not self.keep_alive:
-            lines.append("Connection: close\r\n")
+            framing.append(b"Connection: close\r\n")
         elif not self.http11:
-            lines.append("Connection: keep-alive\r\n")
-        return (
-            status_bytes
-            + (b"" if has_date else date_header())
-            + (b"" if has_server else SERVER_HEADER)
-            + header_block(lines)
-            + b"\r\n"
-        )
+            framing.append(b"Connection: keep-alive\r\n")
+        return b"".join((
+            app.status_line,
+            b"" if app.own_date else date_header(),
+            b"" if app.own_server else SERVER_HEADER,
+            app.block,
+            *framing,
+            b"\r\n",
+        ))
 
     def _frame(self, data: bytes) -> bytes:
         if self.skip_body:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 from email.utils import formatdate
+from typing import NamedTuple
 
-from .grammar import RESPONSE_HEADER_BLOCK_RE, STATUS_RE
+from .grammar import CONTENT_LENGTH_RE, RESPONSE_HEADER_BLOCK_RE, STATUS_RE
 
 SERVER_NAME = "prefork"
 
@@ -76,6 +77,75 @@ def header_block(lines: list[str]) -> bytes:
         return block.encode("latin-1")
     except UnicodeEncodeError:
         raise InvalidResponse(f"header is not latin-1: {lines!r}") from None
+
+
+# Response headers the server owns or that must not cross a hop (RFC 9110 §7.6.1); the
+# application's values are read for their meaning, then replaced by ours or dropped.
+_SPECIAL = frozenset(
+    {"content-length", "connection", "transfer-encoding", "date", "server",
+     "keep-alive", "proxy-connection", "te", "trailer", "upgrade"}
+)
+
+
+class AppHead(NamedTuple):
+    """What the application's status and headers mean, validated and partly serialised."""
+
+    status_line: bytes
+    code: int
+    block: bytes  # the application's own header lines, encoded (no framing or hop-by-hop ones)
+    declared_length: int | None  # its Content-Length
+    wants_close: bool  # it said Connection: close
+    own_date: bool  # it sent its own Date / Server, so ours are left out
+    own_server: bool
+
+
+_app_heads: dict[tuple, AppHead] = {}
+
+
+def app_head(status: object, headers: list) -> AppHead:
+    """``analyse_app_head`` memoised per distinct (status, headers): most applications send the same
+    few header sets again and again, and their validation is then done once per worker."""
+    try:
+        key = (status, tuple(headers))
+        cached = _app_heads.get(key)
+    except TypeError:  # unhashable values: invalid anyway, let the analysis say why
+        return analyse_app_head(status, headers)
+    if cached is None:
+        cached = analyse_app_head(status, headers)
+        if len(_app_heads) >= 1024:
+            _app_heads.clear()
+        _app_heads[key] = cached
+    return cached
+
+
+def analyse_app_head(status: object, headers: list) -> AppHead:
+    status_bytes, code = status_line(status)
+    lines = []
+    declared = None
+    wants_close = own_date = own_server = False
+    for name, value in headers:
+        lname = name.lower()
+        if lname in _SPECIAL:
+            if lname == "content-length":
+                if type(value) is not str or CONTENT_LENGTH_RE.fullmatch(value) is None:
+                    raise InvalidResponse(f"invalid Content-Length {value!r}")
+                if declared is not None and int(value) != declared:
+                    raise InvalidResponse("conflicting Content-Length headers")
+                declared = int(value)
+                continue
+            if lname == "connection":
+                wants_close = "close" in [t.strip().lower() for t in value.split(",")]
+                continue
+            if lname == "transfer-encoding":
+                raise InvalidResponse("the application must not set Transfer-Encoding")
+            if lname == "date":
+                own_date = True
+            elif lname == "server":
+                own_server = True
+            else:
+                continue  # hop-by-hop: dropped
+        lines.append(name + ": " + value + "\r\n")
+    return AppHead(status_bytes, code, header_block(lines), declared, wants_close, own_date, own_server)
 
 
 def chunk(data: bytes) -> bytes:
