@@ -96,6 +96,7 @@ class Arbiter:
             self._close_listeners()
             if self.settings.pidfile:
                 remove_pidfile(self.settings.pidfile)
+                remove_pidfile(self.settings.pidfile + ".oldbin")  # ours if we were upgraded (USR2)
             self.log.info("Shutting down: Master")
             self.hook("on_exit")
         return self.exit_code
@@ -255,9 +256,10 @@ class Arbiter:
         if self.upgrade_child:
             self.log.warning("USR2 ignored: an upgraded master (pid %d) is already running", self.upgrade_child)
             return
-        self.upgrade_child = self._exec_new_master()
-        if self.settings.pidfile and self.upgrade_child:
+        if self.settings.pidfile and os.path.exists(self.settings.pidfile):
+            # Before the fork: the new master may write its pidfile before this process runs again.
             os.replace(self.settings.pidfile, self.settings.pidfile + ".oldbin")
+        self.upgrade_child = self._exec_new_master()
         for listener in self.listeners:
             listener.owned = False  # the new master removes unix socket files when it stops
 

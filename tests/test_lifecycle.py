@@ -180,6 +180,7 @@ def test_usr2_then_term_old_master_loses_nothing(versioned, tmp_path):
         wait_until(lambda: len(re.findall(r"Booted worker", server.log())) >= 4, what="the new workers")
         os.kill(old_master, signal.SIGTERM)
         assert wait_exit(server, 15) == 0
+        assert not (tmp_path / "prefork.pid.oldbin").exists() and int(pidfile.read_text()) == new_master
         load.wait_for(lambda s: s.bodies[b"v2"] > 50, timeout=30)  # the new master serves alone
     assert load.failures == [], load.failures[:5]
     assert _serving(new_master)
