@@ -16,6 +16,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -83,10 +84,29 @@ class Server:
             os.killpg(self.proc.pid, 9)
 
 
-def run_wrk(port: int, core: str, connections: int, duration: float, close: bool, path: str) -> tuple[float, int, str]:
+POST_SCRIPT = 'wrk.method = "POST"\nwrk.body = string.rep("x", 65536)\n' \
+              'wrk.headers["Content-Type"] = "application/octet-stream"\n'
+
+# scenario -> (application path, Connection: close, wrk Lua script)
+SCENARIOS = {
+    "keepalive": ("/", False, None),
+    "close": ("/", True, None),
+    "json": ("/json", False, None),
+    "mib": ("/mib", False, None),
+    "file": ("/file", False, None),
+    "post64k": ("/post", False, POST_SCRIPT),
+}
+
+
+def run_wrk(port: int, core: str, connections: int, duration: float, close: bool, path: str,
+            script: str | None = None) -> tuple[float, int, str]:
     cmd = ["taskset", "-c", core, "wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "--latency"]
     if close:
         cmd += ["-H", "Connection: close"]
+    if script:
+        script_path = Path(tempfile.gettempdir()) / "prefork-wrk-script.lua"
+        script_path.write_text(script)
+        cmd += ["-s", str(script_path)]
     out = subprocess.run([*cmd, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True,
                          timeout=duration + 30).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -103,9 +123,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--connections", type=int, default=10)
-    parser.add_argument("--scenario", choices=["keepalive", "close"], default="keepalive")
-    parser.add_argument("--app", default="examples.hello:app")
-    parser.add_argument("--path", default="/")
+    parser.add_argument("--scenario", choices=list(SCENARIOS), default="keepalive",
+                        help="keepalive/close: hello world; json: 1 KiB JSON; mib: 1 MiB body; file: 1 MiB "
+                        "file via wsgi.file_wrapper; post64k: 64 KiB POST read fully (examples/bench_app.py "
+                        "unless --app is given)")
+    parser.add_argument("--app", default=None)
+    parser.add_argument("--path", default=None)
     parser.add_argument("--servers", default="prefork,gunicorn")
     parser.add_argument("--worker", choices=["sync", "threaded"], default="sync",
                         help="threaded = prefork -k threaded vs gunicorn -k gthread")
@@ -116,6 +139,10 @@ def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk)")
 
+    path, close, script = SCENARIOS[args.scenario]
+    path = args.path or path
+    if args.app is None:
+        args.app = "examples.hello:app" if args.scenario in ("keepalive", "close") else "examples.bench_app:app"
     names = args.servers.split(",")
     results: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
     extra = {"prefork": [], "gunicorn": []}
@@ -129,7 +156,7 @@ def main() -> None:
                 server = servers[name]
                 cpu_before = server.cpu_seconds()
                 rps, total, notes = run_wrk(server.port, args.client_core, args.connections, args.duration,
-                                            args.scenario == "close", args.path)
+                                            close, path, script)
                 cpu_us = (server.cpu_seconds() - cpu_before) / max(total, 1) * 1e6
                 results[name].append((rps, cpu_us))
                 print(f"round {round_no} {name:9s} {rps:10.0f} req/s  {cpu_us:7.1f} us CPU/req  {notes}", flush=True)

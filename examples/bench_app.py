@@ -1,0 +1,41 @@
+"""The benchmark scenarios as one WSGI application (the same code runs under every server).
+
+/        13-byte hello
+/json    a 1 KiB JSON document built per request
+/mib     a 1 MiB body from memory
+/file    a 1 MiB file through wsgi.file_wrapper (sendfile where the server supports it)
+/post    reads the whole request body and answers its length
+"""
+
+import json
+import os
+import tempfile
+
+_MIB = b"x" * (1 << 20)
+_FILE = os.path.join(tempfile.gettempdir(), f"prefork-bench-{os.getuid()}.bin")
+if not os.path.exists(_FILE) or os.path.getsize(_FILE) != len(_MIB):
+    with open(_FILE, "wb") as f:
+        f.write(_MIB)
+
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/json":
+        items = [{"id": i, "name": f"item-{i}", "price": i * 1.25, "tags": ["a", "b"]} for i in range(14)]
+        body = json.dumps({"items": items, "path": path}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+    if path == "/mib":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return [_MIB]
+    if path == "/file":
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(_MIB)))])
+        return environ["wsgi.file_wrapper"](open(_FILE, "rb"), 65536)
+    if path == "/post":
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        data = environ["wsgi.input"].read(length)
+        body = str(len(data)).encode()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"Hello, World!"]
