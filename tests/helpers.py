@@ -101,6 +101,16 @@ def start_server(tmp_path, *args: str, app: str = "testapp:app", wait: bool = Tr
     return server
 
 
+def run_until_exit(tmp_path, *args: str, timeout: float = 15.0, **kwargs) -> tuple[int, str]:
+    """Start a server expected to stop by itself (a start-up error); return (exit status, log)."""
+    server = start_server(tmp_path, *args, wait=False, **kwargs)
+    try:
+        code = server.proc.wait(timeout=timeout)
+    finally:
+        server.stop()
+    return code, server.log()
+
+
 def wait_until_serving(server: Server, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

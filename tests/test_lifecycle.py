@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from helpers import get, start_server
+from helpers import get, run_until_exit
 from load import Load
 from test_process import child_pids, wait_exit
 
@@ -229,12 +229,8 @@ def test_pidfile_user_group_umask(fresh_server, tmp_path):
 
 
 def test_unknown_user_is_a_config_error(tmp_path):
-    server = start_server(tmp_path, "--user", "no-such-user-xyz", wait=False)
-    try:
-        assert wait_exit(server, 10) == 1
-    finally:
-        server.stop()
-    assert "no such user" in server.log()
+    code, log = run_until_exit(tmp_path, "--user", "no-such-user-xyz")
+    assert code == 1 and "no such user" in log
 
 
 def test_workers_die_with_the_master(fresh_server):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from helpers import APPS, ROOT, Client, Server, free_port, get, start_server
+from helpers import APPS, ROOT, Client, Server, free_port, get, run_until_exit
 
 
 def child_pids(pid: int) -> set[int]:
@@ -139,24 +139,14 @@ def test_hung_worker_is_killed_after_timeout(fresh_server):
 
 
 def test_unimportable_app_exits_with_one_clear_line(tmp_path):
-    server = start_server(tmp_path, "-w", "4", app="no_such_module:app", wait=False)
-    try:
-        code = wait_exit(server, 15)
-    finally:
-        server.stop()
-    log = server.log()
+    code, log = run_until_exit(tmp_path, "-w", "4", app="no_such_module:app")
     assert code == 3
     errors = [line for line in log.splitlines() if "no_such_module" in line]
     assert len(errors) == 1 and "[ERROR]" in errors[0] and "No module named" in errors[0], log
 
 
 def test_app_raising_at_import_reports_traceback(tmp_path):
-    server = start_server(tmp_path, app="broken_import:app", wait=False)
-    try:
-        code = wait_exit(server, 15)
-    finally:
-        server.stop()
-    log = server.log()
+    code, log = run_until_exit(tmp_path, app="broken_import:app")
     assert code == 3
     assert "broken_import" in log and "this module fails at import time" in log and "Traceback" in log
 
@@ -166,12 +156,8 @@ def test_app_raising_at_import_reports_traceback(tmp_path):
     [("factory:missing", "failed to find attribute 'missing'"), ("factory:not_callable", "is not callable")],
 )
 def test_bad_app_attribute(tmp_path, app, message):
-    server = start_server(tmp_path, app=app, wait=False)
-    try:
-        assert wait_exit(server, 15) == 3
-    finally:
-        server.stop()
-    assert message in server.log()
+    code, log = run_until_exit(tmp_path, app=app)
+    assert code == 3 and message in log
 
 
 @pytest.mark.parametrize(
@@ -201,12 +187,8 @@ def test_unix_socket_stale_file_replaced_and_removed(fresh_server, tmp_path):
 def test_unix_socket_in_use_is_refused(fresh_server, tmp_path):
     path = str(tmp_path / "busy.sock")
     fresh_server(bind=f"unix:{path}")
-    second = start_server(tmp_path, bind=f"unix:{path}", wait=False)
-    try:
-        assert wait_exit(second, 10) == 1
-    finally:
-        second.stop()
-    assert "another server is listening" in second.log()
+    code, log = run_until_exit(tmp_path, bind=f"unix:{path}")
+    assert code == 1 and "another server is listening" in log
 
 
 def test_ipv6_and_several_binds(fresh_server):
@@ -224,12 +206,8 @@ def test_ipv6_and_several_binds(fresh_server):
 
 def test_address_in_use_is_a_clear_error(fresh_server, tmp_path):
     server = fresh_server()
-    second = start_server(tmp_path, bind=f"127.0.0.1:{server.port}", wait=False)
-    try:
-        assert wait_exit(second, 10) == 1
-    finally:
-        second.stop()
-    assert "cannot listen on 127.0.0.1" in second.log()
+    code, log = run_until_exit(tmp_path, bind=f"127.0.0.1:{server.port}")
+    assert code == 1 and "cannot listen on 127.0.0.1" in log
 
 
 def test_console_script_and_help():
