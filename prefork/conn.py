@@ -22,6 +22,7 @@ class ClientDisconnected(ConnectionError):
 
 
 class Connection:
+    supports_sendfile = True  # False for TLS: os.sendfile would bypass the encryption
     __slots__ = ("sock", "fd", "buf", "environ", "idle_since", "head_since", "requests", "linger", "busy", "trusted",
                  "proxy_header_pending")
 

@@ -159,6 +159,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("proxy_allow_ips", ("--proxy-allow-ips",), "127.0.0.1,::1", "Peers (IPs and CIDRs, or *) that "
             "must send a PROXY protocol header when --proxy-protocol is on; other peers speak plain HTTP.",
             "proxy", address_list, "ADDRESSES"),
+    Setting("certfile", ("--certfile",), None, "TLS certificate chain (PEM). With it, every listener speaks "
+            "HTTPS; prefer terminating TLS in a proxy when there is one.", "tls", str, "FILE", hup=False),
+    Setting("keyfile", ("--keyfile",), None, "TLS private key (PEM), when not in the certfile.", "tls", str,
+            "FILE", hup=False),
+    Setting("ca_certs", ("--ca-certs",), None, "CA certificates (PEM) to verify client certificates.", "tls",
+            str, "FILE", hup=False),
+    Setting("cert_reqs", ("--cert-reqs",), "none", "Client certificates: none, optional or required (or "
+            "gunicorn's 0, 1, 2).", "tls", str, "MODE", choices=("none", "optional", "required", "0", "1", "2"),
+            hup=False),
+    Setting("ciphers", ("--ciphers",), None, "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are fixed).",
+            "tls", str, "CIPHERS", hup=False),
     Setting("wsgi_app", (), None, "The application, MODULE:APP, when not given on the command line "
             "(config file or PREFORK_WSGI_APP).", "server", str, "MODULE:APP"),
     Setting("access_log_json", ("--access-log-json",), False, "Write the access log as one JSON object per "

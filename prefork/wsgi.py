@@ -179,7 +179,7 @@ class Response:
 
     def send_file(self, wrapper: FileWrapper) -> bool:
         """Send a regular file with os.sendfile; False when the wrapped object is not one."""
-        if self.headers_sent:
+        if self.headers_sent or not self.conn.supports_sendfile:
             return False
         try:
             fd = wrapper.filelike.fileno()
@@ -247,9 +247,10 @@ class WSGIHandler:
         self._keys: dict[str, str] = {}  # header name as sent -> environ key ("" = dropped)
         self._hosts: dict[str, tuple[str, str]] = {}  # Host value -> (SERVER_NAME, SERVER_PORT)
 
-    def connection_environ(self, peer: Any, server: Any) -> dict:
+    def connection_environ(self, peer: Any, server: Any, scheme: str = "http") -> dict:
         """The part of the environ fixed for a connection's lifetime, built once at accept."""
         env = dict(self.base)
+        env["wsgi.url_scheme"] = scheme
         if isinstance(peer, tuple):
             env["REMOTE_ADDR"] = peer[0]
             env["REMOTE_PORT"] = str(peer[1])

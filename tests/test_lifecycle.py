@@ -174,8 +174,8 @@ def test_usr2_then_term_old_master_loses_nothing(versioned, tmp_path):
         load.wait_for(lambda s: s.ok > 50)
         versioned.version.write_text("v2")
         server.signal(signal.SIGUSR2)
-        wait_until(lambda: pidfile.exists() and int(pidfile.read_text()) != old_master, what="the new pidfile")
-        new_master = int(pidfile.read_text())
+        wait_until(lambda: _pid_in(pidfile) not in (None, old_master), what="the new pidfile")
+        new_master = _pid_in(pidfile)
         assert (tmp_path / "prefork.pid.oldbin").read_text().strip() == str(old_master)
         wait_until(lambda: len(re.findall(r"Booted worker", server.log())) >= 4, what="the new workers")
         os.kill(old_master, signal.SIGTERM)
@@ -186,6 +186,13 @@ def test_usr2_then_term_old_master_loses_nothing(versioned, tmp_path):
     assert _serving(new_master)
     os.kill(new_master, signal.SIGTERM)
     wait_until(lambda: not _serving(new_master), what="the new master to stop")
+
+
+def _pid_in(path) -> int | None:
+    try:
+        return int(path.read_text())
+    except (FileNotFoundError, ValueError):  # between the old master's rename and the new one's write
+        return None
 
 
 def test_shutdown_delay_keeps_serving(fresh_server):

@@ -37,6 +37,7 @@ from ..process import drop_privileges, set_parent_death_signal
 from ..proctitle import set_title
 from ..proxy import ProxyPolicy
 from ..sockets import Listener
+from ..tls import TLSConnection, server_context
 from ..wsgi import WSGIHandler
 from .poller import Poller
 
@@ -68,6 +69,7 @@ class Worker:
             settings.limit_request_body,
         )
         self.handler: WSGIHandler | None = None
+        self.tls = server_context(settings)  # an SSLContext with --certfile, else None
         self.proxy_protocol = None  # a ProxyPolicy naming who must send PROXY headers, when enabled
         if settings.proxy_protocol:
             self.proxy_protocol = ProxyPolicy(settings.proxy_allow_ips, {}, False)
@@ -283,7 +285,12 @@ class Worker:
             self.log.error("accept() failed on %s: %s", listener.address, exc)
             return None
         listener.tune_accepted(sock)
-        conn = Connection(sock, self.handler.connection_environ(peer, listener.server_address), now)
+        if self.tls is None:
+            conn = Connection(sock, self.handler.connection_environ(peer, listener.server_address), now)
+        else:
+            tls_sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            conn = TLSConnection(tls_sock, self.handler.connection_environ(peer, listener.server_address,
+                                                                           "https"), now)
         conn.trusted = self.handler.proxy.trusts(peer)
         if self.proxy_protocol is not None:
             conn.proxy_header_pending = self.proxy_protocol.trusts(peer)
