@@ -12,7 +12,7 @@ import sys
 from .arbiter import EXIT_APP_LOAD, EXIT_CONFIG, Arbiter
 from .config import ConfigError, describe, load
 from .loader import AppLoadError, load_app, parse_app_uri
-from .logs import setup_error_log
+from .logs import configure_logging
 from .process import resolve_user
 from .sockets import BindError, bind
 
@@ -27,7 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     if meta.print_config:
         print(describe(settings))
         return 0
-    log = setup_error_log(settings.errorlog, settings.loglevel)
+    try:
+        log = configure_logging(settings)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        print(f"prefork: error: cannot set up logging: {exc!r}", file=sys.stderr)
+        return EXIT_CONFIG
     if settings.chdir:
         try:
             os.chdir(settings.chdir)

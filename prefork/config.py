@@ -48,17 +48,9 @@ UNSUPPORTED = {
     "header_map": "prefork always drops header names with underscores ('drop')",
     "raw_env": "not implemented yet: set the variables in the server's environment",
     "pythonpath": "not implemented yet: set PYTHONPATH",
-    "capture_output": "not implemented yet",
-    "logconfig": "not implemented yet",
-    "logconfig_dict": "not implemented yet",
-    "logconfig_json": "not implemented yet",
-    "syslog": "not implemented yet: log to stderr and let journald or the runtime collect it",
-    "syslog_addr": "see 'syslog'",
-    "syslog_prefix": "see 'syslog'",
-    "syslog_facility": "see 'syslog'",
-    "disable_redirect_access_to_syslog": "see 'syslog'",
+    "logconfig_json": "use logconfig_dict (a dict in the config file, or JSON in --log-config-dict)",
+    "disable_redirect_access_to_syslog": "the access log never goes to syslog",
     "enable_stdio_inheritance": "not implemented yet",
-    "forwarder_headers": "not implemented yet",
 }
 # gunicorn settings that have no effect in prefork because it always behaves that way: accepted, so
 # that gunicorn config files load, and listed by --print-config's caller as ignored.

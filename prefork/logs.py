@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
+import logging.handlers
 import os
+import socket
 import sys
 import threading
 import time
@@ -60,6 +63,48 @@ def setup_error_log(target: str, level: str) -> logging.Logger:
     log.setLevel(level.upper())
     log.propagate = False
     return log
+
+
+def configure_logging(settings: Any) -> logging.Logger:
+    """The error log from the settings: file or stderr, syslog, then --log-config/--log-config-dict."""
+    log = setup_error_log(settings.errorlog, settings.loglevel)
+    if settings.syslog:
+        log.addHandler(_syslog_handler(settings))
+    if settings.logconfig:
+        logging.config.fileConfig(settings.logconfig, disable_existing_loggers=False)
+    if settings.logconfig_dict:
+        logging.config.dictConfig({"disable_existing_loggers": False, **settings.logconfig_dict})
+    return log
+
+
+def _syslog_handler(settings: Any) -> logging.Handler:
+    scheme, _, rest = settings.syslog_addr.partition("://")
+    if scheme == "unix":
+        address: Any = rest
+        kind = socket.SOCK_DGRAM
+    elif scheme in ("udp", "tcp"):
+        host, _, port = rest.rpartition(":")
+        address = (host.strip("[]"), int(port))
+        kind = socket.SOCK_DGRAM if scheme == "udp" else socket.SOCK_STREAM
+    else:
+        raise ValueError(f"syslog address must be unix://, udp:// or tcp://, not {settings.syslog_addr!r}")
+    facility = logging.handlers.SysLogHandler.facility_names[settings.syslog_facility]
+    handler = logging.handlers.SysLogHandler(address, facility, kind)
+    prefix = settings.syslog_prefix or f"prefork.{settings.proc_name or 'prefork'}"
+    handler.setFormatter(logging.Formatter(f"{prefix}[%(process)d]: [%(levelname)s] %(request_id)s%(message)s"))
+    handler.addFilter(_add_request_id)
+    return handler
+
+
+def capture_output(log: logging.Logger) -> None:
+    """--capture-output: the process's stdout and stderr (fds 1 and 2) go to the error log file."""
+    stream = error_stream(log)
+    if stream in (sys.stdout, sys.stderr):
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(stream.fileno(), 1)
+    os.dup2(stream.fileno(), 2)
 
 
 def reopen_error_log(log: logging.Logger) -> None:

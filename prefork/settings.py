@@ -69,6 +69,13 @@ def json_object(text: str) -> dict:
     return value
 
 
+def json_mapping(text: str) -> dict:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object")
+    return value
+
+
 def non_negative_float(text: str) -> float:
     value = float(text)
     if not value >= 0:
@@ -153,6 +160,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("use_forwarded_for", ("--use-forwarded-for",), False, "Set REMOTE_ADDR from X-Forwarded-For or "
             "Forwarded sent by a trusted proxy (the rightmost untrusted address); the peer's address stays "
             "in environ['prefork.peer_addr'].", "proxy", flag=True),
+    Setting("forwarder_headers", ("--forwarder-headers",), "SCRIPT_NAME,PATH_INFO", "Header names (with "
+            "underscores) a trusted proxy may use to set these environ keys directly; from anyone else they "
+            "are dropped like every header name with an underscore.", "proxy", str, "NAMES"),
     Setting("proxy_protocol", ("--proxy-protocol",), False, "Expect a PROXY protocol header (v1 or v2) at "
             "the start of every connection from --proxy-allow-ips; REMOTE_ADDR/REMOTE_PORT come from it.",
             "proxy", flag=True),
@@ -172,6 +182,22 @@ SETTINGS: tuple[Setting, ...] = (
             "tls", str, "CIPHERS", hup=False),
     Setting("wsgi_app", (), None, "The application, MODULE:APP, when not given on the command line "
             "(config file or PREFORK_WSGI_APP).", "server", str, "MODULE:APP"),
+    Setting("logconfig", ("--log-config",), None, "A logging.config.fileConfig file applied after prefork's "
+            "own logging setup; a configuration of the 'prefork.error' logger replaces prefork's handlers.",
+            "logging", str, "FILE", hup=False),
+    Setting("logconfig_dict", ("--log-config-dict",), None, "A logging.config.dictConfig mapping (JSON on "
+            "the command line or in the environment, a dict in a config file), applied like --log-config.",
+            "logging", json_mapping, "JSON", hup=False),
+    Setting("capture_output", ("--capture-output",), False, "Send the stdout and stderr of the workers "
+            "(print() in the application) to the error log file.", "logging", flag=True, hup=False),
+    Setting("syslog", ("--log-syslog",), False, "Also send the error log to syslog.", "logging", flag=True,
+            hup=False),
+    Setting("syslog_addr", ("--log-syslog-to",), "unix:///dev/log", "Where syslog listens: "
+            "unix://PATH, udp://HOST:PORT or tcp://HOST:PORT.", "logging", str, "ADDRESS", hup=False),
+    Setting("syslog_prefix", ("--log-syslog-prefix",), None, "The program name in syslog lines (default: "
+            "prefork.NAME).", "logging", str, "PREFIX", hup=False),
+    Setting("syslog_facility", ("--log-syslog-facility",), "user", "Syslog facility name.", "logging", str,
+            "FACILITY", hup=False),
     Setting("access_log_json", ("--access-log-json",), False, "Write the access log as one JSON object per "
             "line (time, remote_addr, method, uri, path, query, protocol, status, bytes, duration_ms, referer, "
             "user_agent, request_id, pid) instead of access_log_format.", "logging", flag=True),

@@ -232,6 +232,7 @@ class WSGIHandler:
         self.proxy: ProxyPolicy | None = None  # believed only for connections from trusted peers
         self.proxy_keys: frozenset[str] = frozenset()
         self.request_ids = RequestIds()
+        self.forwarder_headers: frozenset[str] = frozenset()  # e.g. SCRIPT_NAME, from trusted peers
         self.base = {
             "SCRIPT_NAME": "",
             "SERVER_SOFTWARE": server_software,
@@ -284,6 +285,8 @@ class WSGIHandler:
                 if len(keys) < 4096:
                     keys[name] = key
             if not key:
+                if conn.trusted and name.upper() in self.forwarder_headers:  # --forwarder-headers
+                    env[name.upper()] = value
                 continue
             if key in env:  # repeated field: join as one list value (RFC 9110 §5.3)
                 env[key] += ("; " if key == "HTTP_COOKIE" else ",") + value
@@ -295,6 +298,9 @@ class WSGIHandler:
             env["SERVER_NAME"], env["SERVER_PORT"] = self._server_from_host(head.host)
         if from_proxy:
             self.proxy.apply(env)
+        script_name = env["SCRIPT_NAME"]
+        if script_name and env["PATH_INFO"].startswith(script_name):  # set by a trusted forwarder header
+            env["PATH_INFO"] = env["PATH_INFO"][len(script_name):]
         return env
 
     def _server_from_host(self, host: str) -> tuple[str, str]:

@@ -210,6 +210,6 @@ def test_ignored_and_not_yet_supported_gunicorn_settings(tmp_path):
     config = tmp_path / "c.py"
     config.write_text("sendfile = True\nreuse_port = True\nworkers = 2\n")
     assert load_file(str(config)) == {"workers": 2}
-    config.write_text("syslog = True\n")
-    with pytest.raises(ConfigError, match="'syslog' is not supported by prefork: not implemented yet"):
+    config.write_text("raw_env = ['A=1']\n")
+    with pytest.raises(ConfigError, match="'raw_env' is not supported by prefork: not implemented yet"):
         load_file(str(config))

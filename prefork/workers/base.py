@@ -31,7 +31,7 @@ from ..http.parser import Limits, RequestHead, parse_head
 from ..http.proxy_protocol import parse_proxy_header
 from ..http.response import server_headers
 from ..loader import AppLoadError, load_app
-from ..logs import AccessLog, error_stream, open_log_stream, reopen_error_log
+from ..logs import AccessLog, capture_output, error_stream, open_log_stream, reopen_error_log
 from ..pool import jittered_max_requests
 from ..process import drop_privileges, set_parent_death_signal
 from ..proctitle import set_title
@@ -100,6 +100,8 @@ class Worker:
             self.board.set_state(self.index, sb.BOOT_FAILED)
             return EXIT_BOOT_FAILED
         self.handler = self._make_handler(app)
+        if self.settings.capture_output:
+            capture_output(self.log)
         self.hook("post_worker_init")
         self.entry = self.board.entry(self.index, 0)
         self.board.beat(self.index, monotonic())
@@ -121,6 +123,9 @@ class Worker:
         handler.proxy = ProxyPolicy(settings.forwarded_allow_ips, settings.secure_scheme_headers,
                                     settings.use_forwarded_for)
         handler.proxy_keys = handler.proxy.keys
+        handler.forwarder_headers = frozenset(
+            name.strip().upper() for name in settings.forwarder_headers.split(",") if name.strip()
+        )
         return handler
 
     def _install_signals(self) -> None:

@@ -185,6 +185,11 @@ def pid(environ, start_response):
     return _ok(start_response, str(os.getpid()).encode())
 
 
+def printer(environ, start_response):
+    print("printed by the application", flush=True)
+    return _ok(start_response, b"printed")
+
+
 def crash_worker(environ, start_response):
     os._exit(1)
 
