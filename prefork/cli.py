@@ -15,6 +15,7 @@ from .loader import AppLoadError, load_app, parse_app_uri
 from .logs import configure_logging
 from .process import resolve_user
 from .sockets import BindError, bind
+from .tls import server_context
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         print(f"prefork: error: cannot set up logging: {exc!r}", file=sys.stderr)
         return EXIT_CONFIG
+    for assignment in settings.raw_env:
+        key, _, value = assignment.partition("=")
+        os.environ[key] = value
+    if settings.pythonpath:
+        sys.path[:0] = [path.strip() for path in settings.pythonpath.split(",") if path.strip()]
     if settings.chdir:
         try:
             os.chdir(settings.chdir)
@@ -54,7 +60,8 @@ def check_config(settings, log) -> int:
         resolve_user(settings.user, settings.group)
         for address in settings.bind:
             bind(address, 1).close()
-    except (ValueError, BindError) as exc:
+        server_context(settings)
+    except (ValueError, BindError, OSError) as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
     try:

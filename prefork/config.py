@@ -46,11 +46,8 @@ UNSUPPORTED = {
     "casefold_http_method": "methods are case-sensitive (RFC 9110 §9.1)",
     "strip_header_spaces": "whitespace before a colon is refused (RFC 9112 §5.1): it enables smuggling",
     "header_map": "prefork always drops header names with underscores ('drop')",
-    "raw_env": "not implemented yet: set the variables in the server's environment",
-    "pythonpath": "not implemented yet: set PYTHONPATH",
     "logconfig_json": "use logconfig_dict (a dict in the config file, or JSON in --log-config-dict)",
     "disable_redirect_access_to_syslog": "the access log never goes to syslog",
-    "enable_stdio_inheritance": "not implemented yet",
 }
 # gunicorn settings that have no effect in prefork because it always behaves that way: accepted, so
 # that gunicorn config files load, and listed by --print-config's caller as ignored.
@@ -60,6 +57,7 @@ IGNORED = {
     "initgroups": "supplementary groups are always initialised with --user",
     "tmp_upload_dir": "request bodies are streamed, never written to disk",
     "default_proc_name": "the process title uses --name or the application",
+    "enable_stdio_inheritance": "prefork never daemonizes: the workers always share its stdio",
 }
 
 

@@ -69,6 +69,12 @@ def json_object(text: str) -> dict:
     return value
 
 
+def env_assignment(text: str) -> str:
+    if "=" not in text or not text.partition("=")[0]:
+        raise ValueError(f"expected KEY=VALUE, got {text!r}")
+    return text
+
+
 def json_mapping(text: str) -> dict:
     value = json.loads(text)
     if not isinstance(value, dict):
@@ -133,6 +139,10 @@ SETTINGS: tuple[Setting, ...] = (
             "server", non_negative_float, "SECONDS"),
     Setting("pidfile", ("-p", "--pid"), None, "Write the master's PID to this file.", "process", str, "FILE",
             hup=False),
+    Setting("raw_env", ("-e", "--env"), [], "Set an environment variable for the application: KEY=VALUE. "
+            "Repeat for several.", "process", env_assignment, "KEY=VALUE", append=True, hup=False),
+    Setting("pythonpath", ("--pythonpath",), None, "Comma-separated directories put first on sys.path "
+            "before the application is imported.", "process", str, "DIRS", hup=False),
     Setting("user", ("-u", "--user"), None, "Run workers as this user (name or uid).", "process", str, "USER",
             hup=False),
     Setting("group", ("-g", "--group"), None, "Run workers as this group (name or gid).", "process", str,

@@ -210,6 +210,19 @@ def test_ignored_and_not_yet_supported_gunicorn_settings(tmp_path):
     config = tmp_path / "c.py"
     config.write_text("sendfile = True\nreuse_port = True\nworkers = 2\n")
     assert load_file(str(config)) == {"workers": 2}
-    config.write_text("raw_env = ['A=1']\n")
-    with pytest.raises(ConfigError, match="'raw_env' is not supported by prefork: not implemented yet"):
+    config.write_text("statsd_host = 'localhost:8125'\n")
+    with pytest.raises(ConfigError, match="'statsd_host' is not supported by prefork: statsd metrics are not"):
         load_file(str(config))
+
+
+def test_raw_env_and_pythonpath(fresh_server, tmp_path):
+    extra = tmp_path / "extra_path"
+    extra.mkdir()
+    (extra / "pathapp.py").write_text(
+        "import os\n"
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [os.environ['GREETING'].encode()]\n"
+    )
+    server = fresh_server("-e", "GREETING=hello from -e", "--pythonpath", str(extra), app="pathapp:app")
+    assert get(server, "/").body == b"hello from -e"
