@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from helpers import get, run_until_exit
+from helpers import get, is_running, run_until_exit
 from load import Load
 from test_process import child_pids, wait_exit
 
@@ -122,19 +122,11 @@ def test_max_requests_recycles_without_dropping_below_worker_count(versioned):
     with Load(server, path="/leak", clients=4) as load:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and server.log().count("recycled after --max-requests") < 4:
-            counts.append(len([p for p in workers_of(server) if _serving(p)]))
+            counts.append(len([p for p in workers_of(server) if is_running(p)]))
             time.sleep(0.02)
     assert server.log().count("recycled after --max-requests") >= 4
     assert load.failures == [], load.failures[:5]
     assert min(counts) >= 2, counts
-
-
-def _serving(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_ttin_and_ttou_change_the_worker_count(fresh_server):
@@ -183,9 +175,9 @@ def test_usr2_then_term_old_master_loses_nothing(versioned, tmp_path):
         assert not (tmp_path / "prefork.pid.oldbin").exists() and int(pidfile.read_text()) == new_master
         load.wait_for(lambda s: s.bodies[b"v2"] > 50, timeout=30)  # the new master serves alone
     assert load.failures == [], load.failures[:5]
-    assert _serving(new_master)
+    assert is_running(new_master)
     os.kill(new_master, signal.SIGTERM)
-    wait_until(lambda: not _serving(new_master), what="the new master to stop")
+    wait_until(lambda: not is_running(new_master), what="the new master to stop")
 
 
 def _pid_in(path) -> int | None:
@@ -195,7 +187,7 @@ def _pid_in(path) -> int | None:
         return None
 
 
-def test_shutdown_delay_keeps_serving(fresh_server):
+def test_shutdown_delay_keepsis_running(fresh_server):
     server = fresh_server("--shutdown-delay", "1.5")
     server.signal(signal.SIGTERM)
     time.sleep(0.5)
@@ -245,4 +237,4 @@ def test_workers_die_with_the_master(fresh_server):
     workers = workers_of(server)
     os.kill(server.pid, signal.SIGKILL)
     server.proc.wait(5)
-    wait_until(lambda: not any(_serving(p) for p in workers), timeout=10, what="orphaned workers to exit")
+    wait_until(lambda: not any(is_running(p) for p in workers), timeout=10, what="orphaned workers to exit")

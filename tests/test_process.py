@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from helpers import APPS, ROOT, Client, Server, free_port, get, run_until_exit
+from helpers import APPS, ROOT, Client, Server, free_port, get, is_running, run_until_exit
 
 
 def child_pids(pid: int) -> set[int]:
@@ -58,15 +58,7 @@ def test_term_is_graceful(fresh_server):
     pending["thread"].join(10)
     assert pending["response"].status == 200 and pending["response"].body == b"slept"
     assert wait_exit(server, 10) == 0
-    assert not any(os.path.exists(f"/proc/{pid}") for pid in workers if _is_not_zombie(pid))
-
-
-def _is_not_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
-        return False
+    assert not any(is_running(pid) for pid in workers)
 
 
 def test_term_kills_requests_past_graceful_timeout(fresh_server):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import APPS, ROOT, Client, free_port
+from helpers import APPS, ROOT, Client, free_port, process_state
 from test_lifecycle import wait_until
 from test_process import child_pids
 
@@ -152,7 +152,7 @@ def test_pid1_reaps_orphans_and_handles_term(tmp_path):
                 client.send(b"GET /orphan HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
                 assert client.read_response().body == b"pid1"
         time.sleep(1.5)  # the orphaned sleeps (0.2 s) have exited and were re-parented to PID 1
-        zombies = [pid for pid in child_pids(master) if _state(pid) == "Z"]
+        zombies = [pid for pid in child_pids(master) if process_state(pid) == "Z"]
         assert zombies == [], zombies
         os.kill(master, signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
@@ -161,12 +161,6 @@ def test_pid1_reaps_orphans_and_handles_term(tmp_path):
         stop(proc)
 
 
-def _state(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1][0]
-    except FileNotFoundError:
-        return "gone"
 
 
 
