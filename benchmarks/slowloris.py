@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from wrk_compare import Server, run_wrk
+from servers import Server, run_wrk
 
 
 def slow_clients(port: int, count: int, seconds: float) -> None:
@@ -58,10 +58,9 @@ def main() -> None:
     parser.add_argument("--slow", type=int, default=1000)
     parser.add_argument("--worker", choices=["sync", "threaded"], default="threaded")
     args = parser.parse_args()
-    extra = ["--worker-connections", str(args.slow + 100), "--header-timeout", "10"]
-    if args.worker == "threaded":
-        extra = ["-k", "threaded", "--threads", "4", *extra]
-    server = Server("prefork", "examples.hello:app", "1", 1, extra)
+    server = Server(f"prefork {args.worker}", "examples.hello:app", "1",
+                    ("--worker-connections", str(args.slow + 100), "--header-timeout", "10"))
+    server.wait_ready()
     results: dict[str, list[float]] = {"without": [], "with": []}
     try:
         for round_no in range(1, args.rounds + 1):
@@ -72,9 +71,10 @@ def main() -> None:
                         ["taskset", "-c", "0", sys.executable, __file__, "--_slow-child", str(server.port),
                          str(args.slow), str(args.duration + 4)], start_new_session=True)
                     time.sleep(3)  # all slow connections open and dribbling
-                rps, _, notes = run_wrk(server.port, "0", 10, args.duration, False, "/")
-                results[mode].append(rps)
-                print(f"round {round_no} {mode:7s} slow clients: {rps:10.0f} req/s {notes}", flush=True)
+                result = run_wrk(server.port, "0", 10, args.duration)
+                results[mode].append(result.rps)
+                print(f"round {round_no} {mode:7s} slow clients: {result.rps:10.0f} req/s  p99 {result.p99_ms:.2f} ms  "
+                      f"errors {result.errors}", flush=True)
                 if helper is not None:
                     os.killpg(helper.pid, signal.SIGKILL)
                     helper.wait()

@@ -5,11 +5,13 @@
 /mib     a 1 MiB body from memory
 /file    a 1 MiB file through wsgi.file_wrapper (sendfile where the server supports it)
 /post    reads the whole request body and answers its length
+/sleep   waits 10 ms (as on a database) before answering
 """
 
 import json
 import os
 import tempfile
+import time
 
 _MIB = b"x" * (1 << 20)
 _FILE = os.path.join(tempfile.gettempdir(), f"prefork-bench-{os.getuid()}.bin")
@@ -37,5 +39,9 @@ def app(environ, start_response):
         body = str(len(data)).encode()
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
         return [body]
+    if path == "/sleep":
+        time.sleep(0.010)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"slept 10 ms"]
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"Hello, World!"]

@@ -7,8 +7,9 @@ calls ``housekeeping()`` at least every ``HOUSEKEEPING_INTERVAL`` seconds so tha
 connection timeouts, the parent check and log reopening keep running.
 
 Signals (handlers only set state): TERM = graceful: take what waits in the accept queue, close the
-listening sockets, finish requests in progress (responses say ``Connection: close``), close idle
-connections, exit. INT and QUIT = exit at once. USR1 = reopen log files. USR2 (sent by the master
+listening sockets, finish requests in progress (responses say ``Connection: close``), answer the
+next request of each idle keep-alive connection the same way (or let it expire at --keep-alive),
+exit. INT and QUIT = exit at once. USR1 = reopen log files. USR2 (sent by the master
 to a silent worker) dumps every thread's stack. The others are the master's and ignored here.
 """
 
@@ -270,10 +271,12 @@ class Worker:
                     del connections[fd]
                     self.reject(conn, RequestTimeout("request head not received in time"))
                     conn.close()
-            elif (not self.alive and conn.requests) or now - conn.idle_since > (
-                keepalive if conn.requests else header_timeout
-            ):
-                del connections[fd]  # idle too long, or idle while the worker drains
+            elif now - conn.idle_since > (keepalive if conn.requests else header_timeout):
+                # Idle too long. A draining worker keeps its idle connections to this same bound
+                # and answers their next request with Connection: close: closing one at once
+                # races with a client sending on it, and clients that do not retry (requests,
+                # locust) would see that request fail during every reload.
+                del connections[fd]
                 conn.close()
 
     def describe(self, now: float) -> str:

@@ -152,7 +152,7 @@ class ThreadedWorker(Worker):
             except Exception:
                 self.log.exception("Unexpected error serving a connection")
                 keep = False
-            if keep and self.alive:
+            if keep:  # the response said keep-alive, even if the worker began draining since
                 conn.busy = False
                 self.poller.epoll.modify(conn.fd, _ARMED)
             else:
