@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -63,6 +64,31 @@ class Sample:
 class Outcome:
     scenario: Scenario
     samples: dict[str, list[Sample]] = field(default_factory=dict)
+    floor: list[float] = field(default_factory=list)  # req/s of bare sleeping threads, per round
+
+
+FLOOR = """
+import threading, time
+count = [0]
+def sleeper(end):
+    while time.monotonic() < end:
+        time.sleep(0.010)
+        count[0] += 1
+end = time.monotonic() + {seconds}
+threads = [threading.Thread(target=sleeper, args=(end,)) for _ in range({threads})]
+for t in threads: t.start()
+for t in threads: t.join()
+print(count[0] / {seconds})
+"""
+
+
+def sleep_floor(core: str, seconds: int) -> float:
+    """req/s of THREADS bare Python threads doing nothing but time.sleep(0.010) on the server core:
+    the most any server can reach in the sleep10ms scenario on this machine at this moment."""
+    code = FLOOR.format(seconds=seconds, threads=THREADS)
+    out = subprocess.run(["taskset", "-c", core, sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=seconds + 30, check=True).stdout
+    return float(out)
 
 
 def run_scenario(scenario: Scenario, names: list[str], args: argparse.Namespace) -> Outcome:
@@ -88,6 +114,10 @@ def run_scenario(scenario: Scenario, names: list[str], args: argparse.Namespace)
                 outcome.samples[server.name].append(Sample(result, cpu_us))
                 print(f"{scenario.name:16s} round {round_no} {server.name:17s} {result.rps:9.0f} req/s "
                       f"{cpu_us:7.1f} us CPU/req  p99 {result.p99_ms:7.2f} ms  errors {result.errors}",
+                      flush=True)
+            if scenario.ideal_rps:
+                outcome.floor.append(sleep_floor(args.server_core, args.duration))
+                print(f"{scenario.name:16s} round {round_no} bare threads      {outcome.floor[-1]:9.0f} req/s",
                       flush=True)
         return outcome
     finally:
@@ -122,6 +152,13 @@ def scenario_table(outcome: Outcome) -> list[str]:
         if s.ideal_rps:
             row += f" {statistics.median(rps) / s.ideal_rps * 100:.1f}% |"
         lines.append(row)
+    if outcome.floor:
+        floor = statistics.median(outcome.floor)
+        lines += ["", f"Floor in the same run: {THREADS} bare Python threads doing nothing but time.sleep(0.010) "
+                  f"on the server core reach {floor:.0f} req/s, {floor / s.ideal_rps:.1%} of the ideal "
+                  f"(min-max {min(outcome.floor):.0f}-{max(outcome.floor):.0f}). Against that floor: "
+                  + ", ".join(f"{name} {statistics.median(x.wrk.rps for x in samples) / floor:.1%}"
+                              for name, samples in outcome.samples.items()) + "."]
     return [*lines, ""]
 
 
