@@ -34,7 +34,6 @@ from .proctitle import set_title
 from .settings import SETTINGS
 from .sockets import BindError, Listener, bind, from_fd
 from .systemd import Notifier, listen_fds
-from .tls import server_context
 from .workers.base import EXIT_BOOT_FAILED
 from .workers.sync import SyncWorker
 from .workers.threaded import ThreadedWorker
@@ -115,11 +114,14 @@ class Arbiter:
             return EXIT_CONFIG
         for listener in self.listeners:
             listener.set_timeouts(settings.read_timeout, settings.write_timeout)
-        try:
-            server_context(settings)  # a bad certificate or key stops the start here, not in each worker
-        except (OSError, ValueError) as exc:
-            self.log.error("TLS: cannot use --certfile %s: %s", settings.certfile, exc)
-            return EXIT_CONFIG
+        if settings.certfile:
+            from .tls import server_context  # ssl weighs 5 MB in every process: only with --certfile
+
+            try:
+                server_context(settings)  # a bad certificate or key stops the start here, not in each worker
+            except (OSError, ValueError) as exc:
+                self.log.error("TLS: cannot use --certfile %s: %s", settings.certfile, exc)
+                return EXIT_CONFIG
         if settings.certfile and settings.proxy_protocol:
             self.log.error("--proxy-protocol together with --certfile is not supported")
             return EXIT_CONFIG

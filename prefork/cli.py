@@ -15,7 +15,6 @@ from .loader import AppLoadError, load_app, parse_app_uri
 from .logs import configure_logging
 from .process import resolve_user
 from .sockets import BindError, bind
-from .tls import server_context
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +59,10 @@ def check_config(settings, log) -> int:
         resolve_user(settings.user, settings.group)
         for address in settings.bind:
             bind(address, 1).close()
-        server_context(settings)
+        if settings.certfile:
+            from .tls import server_context  # ssl weighs 5 MB in every process: only with --certfile
+
+            server_context(settings)
     except (ValueError, BindError, OSError) as exc:
         log.error("%s", exc)
         return EXIT_CONFIG

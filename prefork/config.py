@@ -11,7 +11,6 @@ Runs in the master only.
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import os
 import runpy
@@ -134,6 +133,8 @@ def _file_value(name: str, value: Any, path: str) -> Any:
         raise ConfigError(f"{path}: setting {name!r} is not supported by prefork: {UNSUPPORTED[name]}")
     setting = BY_NAME.get(name)
     if setting is None:
+        import difflib  # only for a typo's suggestion
+
         close = difflib.get_close_matches(name, [*BY_NAME, *UNSUPPORTED], n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"{path}: unknown setting {name!r}{hint}")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import logging.config
-import logging.handlers
 import os
 import socket
 import sys
@@ -70,6 +68,8 @@ def configure_logging(settings: Any) -> logging.Logger:
     log = setup_error_log(settings.errorlog, settings.loglevel)
     if settings.syslog:
         log.addHandler(_syslog_handler(settings))
+    if settings.logconfig or settings.logconfig_dict:
+        import logging.config  # here, not at the top: it weighs 2 MB in every process
     if settings.logconfig:
         logging.config.fileConfig(settings.logconfig, disable_existing_loggers=False)
     if settings.logconfig_dict:
@@ -78,6 +78,8 @@ def configure_logging(settings: Any) -> logging.Logger:
 
 
 def _syslog_handler(settings: Any) -> logging.Handler:
+    import logging.handlers  # only with --log-syslog: 1.7 MB in every process
+
     scheme, _, rest = settings.syslog_addr.partition("://")
     if scheme == "unix":
         address: Any = rest

@@ -19,7 +19,6 @@ import random
 import signal
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from time import monotonic
 from typing import Any
 
@@ -32,13 +31,15 @@ MAX_BACKOFF = 10.0
 ABORT_GRACE = 1.0  # seconds between SIGUSR2 (stack dump) and SIGKILL for a silent worker
 
 
-@dataclass
 class WorkerProc:
-    pid: int
-    slot: int | None  # None for workers adopted from a previous master image (no scoreboard slot)
-    generation: int
-    retiring: str = ""  # why we sent TERM; empty while it serves
-    abort_sent: float = 0.0
+    __slots__ = ("pid", "slot", "generation", "retiring", "abort_sent")
+
+    def __init__(self, pid: int, slot: int | None, generation: int) -> None:
+        self.pid = pid
+        self.slot = slot  # None for workers adopted from a previous master image (no scoreboard slot)
+        self.generation = generation
+        self.retiring = ""  # why we sent TERM; empty while it serves
+        self.abort_sent = 0.0
 
 
 class Pool:

@@ -11,14 +11,12 @@ import argparse
 import ipaddress
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .proxy import DEFAULT_SCHEME_HEADERS
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     name: str  # gunicorn's config name when gunicorn has it
     flags: tuple[str, ...]
     default: Any

@@ -43,3 +43,26 @@ def test_the_app_is_called_in_one_place():
 def test_no_module_is_huge():
     for path in PACKAGE.rglob("*.py"):
         assert len(path.read_text().splitlines()) <= 600, path
+
+
+def test_default_server_leaves_heavy_modules_unimported():
+    """ssl, logging.config/handlers, email and dataclasses cost ~10 MB per process (master and each
+    worker); only the options that need them (--certfile, --log-config, --log-syslog) may load them."""
+    import subprocess
+    import sys
+
+    heavy = ("ssl", "logging.config", "logging.handlers", "email.utils", "dataclasses", "difflib")
+    code = ("import sys; before = set(sys.modules); "
+            "import prefork.cli, prefork.arbiter, prefork.workers.sync, prefork.workers.threaded, prefork.wsgi; "
+            f"print(' '.join(m for m in {heavy!r} if m in sys.modules and m not in before))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert loaded == []
+
+
+def test_http_date_is_imf_fixdate():
+    from email.utils import formatdate
+
+    from prefork.http.response import http_date
+
+    for seconds in (0, 784111777, 951782400, 1700000000, 4102444799):
+        assert http_date(seconds) == formatdate(seconds, usegmt=True)

@@ -11,7 +11,7 @@ Rules of this file:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import (
     BadRequest,
@@ -36,8 +36,7 @@ from .grammar import (
 UNLIMITED_HEAD = 1 << 20
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(NamedTuple):
     """Size limits with gunicorn's names and defaults; 0 means no limit (up to UNLIMITED_HEAD)."""
 
     max_line: int = 4094  # limit_request_line -> 414

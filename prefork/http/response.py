@@ -8,7 +8,6 @@ in a value, a non-latin-1 character or a conflicting Content-Length raises ``Inv
 from __future__ import annotations
 
 import time
-from email.utils import formatdate
 from typing import NamedTuple
 
 from .grammar import CONTENT_LENGTH_RE, RESPONSE_HEADER_BLOCK_RE, STATUS_RE
@@ -18,6 +17,17 @@ SERVER_NAME = "prefork"
 
 class InvalidResponse(Exception):
     """The application's status or headers cannot be sent as they are (rendered as a 500)."""
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(seconds: float) -> str:
+    """IMF-fixdate, e.g. ``Sun, 06 Nov 1994 08:49:37 GMT`` (email.utils has it, at 1.4 MB of imports)."""
+    t = time.gmtime(seconds)
+    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
 
 
 class DateHeader:
@@ -33,7 +43,7 @@ class DateHeader:
         now = int(time.time())
         if now != self._second:
             self._second = now
-            self._line = b"Date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n"
+            self._line = b"Date: " + http_date(now).encode("ascii") + b"\r\n"
         return self._line
 
 

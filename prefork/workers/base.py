@@ -38,7 +38,6 @@ from ..process import drop_privileges, set_parent_death_signal
 from ..proctitle import set_title
 from ..proxy import ProxyPolicy
 from ..sockets import Listener
-from ..tls import TLSConnection, server_context
 from ..wsgi import WSGIHandler
 from .poller import Poller
 
@@ -70,7 +69,12 @@ class Worker:
             settings.limit_request_body,
         )
         self.handler: WSGIHandler | None = None
-        self.tls = server_context(settings)  # an SSLContext with --certfile, else None
+        self.tls = None  # an SSLContext with --certfile
+        if settings.certfile:
+            from ..tls import TLSConnection, server_context  # ssl weighs 5 MB: only with --certfile
+
+            self.tls = server_context(settings)
+            self.tls_connection = TLSConnection
         self.proxy_protocol = None  # a ProxyPolicy naming who must send PROXY headers, when enabled
         if settings.proxy_protocol:
             self.proxy_protocol = ProxyPolicy(settings.proxy_allow_ips, {}, False)
@@ -297,7 +301,7 @@ class Worker:
             conn = Connection(sock, self.handler.connection_environ(peer, listener.server_address), now)
         else:
             tls_sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-            conn = TLSConnection(tls_sock, self.handler.connection_environ(peer, listener.server_address,
+            conn = self.tls_connection(tls_sock, self.handler.connection_environ(peer, listener.server_address,
                                                                            "https"), now)
         conn.trusted = self.handler.proxy.trusts(peer)
         if self.proxy_protocol is not None:
