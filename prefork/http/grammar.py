@@ -19,6 +19,10 @@ NOT_TCHAR_BYTES_RE = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
 # no obs-fold (a line starting with SP/HTAB fails the name), no CR/LF/NUL/controls except HTAB.
 FIELD_LINE_RE = re.compile(rf"({TOKEN}):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*)")
 
+# RFC 9110 §5.5: field-value characters (VCHAR, SP, HTAB, obs-text), for values str.isprintable refuses.
+FIELD_VALUE_RE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
+TOKEN_RE = re.compile(TOKEN)
+
 # RFC 9110 §7.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ]; empty is allowed.
 HOST_RE = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
 
