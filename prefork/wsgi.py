@@ -183,10 +183,11 @@ class Response:
             return False
         try:
             fd = wrapper.filelike.fileno()
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode):
                 return False
             offset = wrapper.filelike.tell()
-            size = max(os.fstat(fd).st_size - offset, 0)
+            size = max(status.st_size - offset, 0)
         except (AttributeError, OSError, io.UnsupportedOperation):
             return False
         head = self._head(size)
