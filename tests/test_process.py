@@ -61,6 +61,26 @@ def test_term_is_graceful(fresh_server):
     assert not any(is_running(pid) for pid in workers)
 
 
+@pytest.mark.parametrize("kind", [(), ("-k", "threaded", "--threads", "2")], ids=["sync", "threaded"])
+def test_term_answers_the_next_request_of_a_kept_alive_connection(fresh_server, kind):
+    """Closing an idle kept-alive connection at once would race with a client already sending on it
+    (clients such as python-requests do not retry); the draining worker answers that request with
+    Connection: close instead, and closes a connection that stays idle at the keep-alive timeout."""
+    server = fresh_server(*kind, "--keep-alive", "2", "--graceful-timeout", "10")
+    with Client(server.connect()) as idle, Client(server.connect()) as reused:
+        for client in (idle, reused):
+            client.send(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert client.read_response().header("Connection") is None
+        server.signal(signal.SIGTERM)
+        time.sleep(0.3)
+        reused.send(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+        response = reused.read_response()
+        assert response.status == 200 and response.header("Connection") == "close"
+        assert reused.is_closed(timeout=3)
+        assert idle.is_closed(timeout=4)
+    assert wait_exit(server, 10) == 0
+
+
 def test_term_kills_requests_past_graceful_timeout(fresh_server):
     server = fresh_server("--graceful-timeout", "1")
     pending = background_get(server, "/sleep?30")
