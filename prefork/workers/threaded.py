@@ -157,8 +157,10 @@ class ThreadedWorker(Worker):
                 self.poller.epoll.modify(conn.fd, _ARMED)
             else:
                 self._forget(conn)
-            if self.alive and not self.poller.accepting:
-                self.poller.wake()  # capacity freed: let the loop resume accepting now
+            if self.alive and not self.poller.accepting and not (keep and jobs.qsize()):
+                # Capacity freed and nothing else will wake the loop soon: a connection given back
+                # to epoll does, when its next request arrives, and the loop re-checks then.
+                self.poller.wake()
 
     def run_request(self, conn: Connection, head: RequestHead, entry: tuple) -> bool:
         ident = threading.get_ident()
