@@ -1,6 +1,6 @@
-"""Slow and silent clients never hold the sync worker, and are dropped within the bound.
+"""Slow and silent clients never hold a worker, and are dropped within the bound.
 
-The module's server runs one sync worker with --header-timeout 2 and --keep-alive 2.
+The module's server runs one worker (sync, then threaded) with --header-timeout 2 and --keep-alive 2.
 """
 
 from __future__ import annotations
@@ -44,6 +44,21 @@ def test_slowloris_gets_408_within_header_timeout(server):
         elapsed = time.monotonic() - started
     assert data.startswith(b"HTTP/1.1 408"), data[:100]
     assert 1.5 <= elapsed < 5
+
+
+def test_slow_head_that_completes_in_time_is_answered(server):
+    """A head dribbling in for over a second (read in batches by the threaded worker) is served
+    promptly once it is complete."""
+    with Client(server.connect(timeout=10)) as slow:
+        slow.send(b"GET /hello HTTP/1.1\r\n")
+        for _ in range(4):
+            time.sleep(0.3)
+            slow.send(b"X-a: b\r\n")
+        started = time.monotonic()
+        slow.send(b"Host: t\r\n\r\n")
+        response = slow.read_response()
+        assert response.status == 200 and response.body == b"Hello, World!"
+        assert time.monotonic() - started < 1.5
 
 
 def test_silent_connection_is_closed_within_bound(server):

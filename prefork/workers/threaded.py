@@ -8,6 +8,11 @@ Threads and what they run:
 - the **request threads** run ``_request_thread``: ``serve_connection`` for the request they were
   given (and any request pipelined behind it), then give the connection back to epoll or close it.
 
+Slow clients: a connection whose request head has been arriving for longer than ``SLOW_HEAD`` is
+not re-armed in epoll after a partial read; housekeeping reads all such connections in one pass twice
+a second. A thousand clients sending a byte a second then cost the loop two wake-ups a second instead
+of a thousand, each of which would take the GIL from the request threads.
+
 A connection is owned by one thread at a time: registered with EPOLLONESHOT, it cannot fire again
 until the request thread re-arms it. Back-pressure: when every thread is busy and as many complete
 heads wait as there are threads, or the worker holds ``--worker-connections`` connections, the loop
@@ -31,6 +36,7 @@ from .base import Worker
 from .poller import Poller
 
 _ARMED = select.EPOLLIN | select.EPOLLONESHOT
+SLOW_HEAD = 0.5  # seconds a head may take to arrive before its connection is read in batches
 
 
 class ThreadedWorker(Worker):
@@ -41,6 +47,7 @@ class ThreadedWorker(Worker):
         self.jobs: queue.SimpleQueue[tuple[Connection, RequestHead] | None] = queue.SimpleQueue()
         self.running_requests: dict[int, tuple[float, RequestHead]] = {}  # thread ident -> (start, head)
         self.timed_out: set[int] = set()
+        self.slow: list[Connection] = []  # heads arriving slowly: read by housekeeping, not epoll
         threads = [threading.Thread(target=self._request_thread, args=(i,), name=f"request-{i}", daemon=True)
                    for i in range(self.settings.threads)]
         for thread in threads:
@@ -56,7 +63,11 @@ class ThreadedWorker(Worker):
         return super().can_accept() and self.jobs.qsize() < self.settings.threads
 
     def housekeeping(self, now: float, connections: dict[int, Connection]) -> None:
-        super().housekeeping(now, connections)
+        super().housekeeping(now, connections)  # first: drops the heads past --header-timeout
+        slow, self.slow = self.slow, []
+        for conn in slow:
+            if connections.get(conn.fd) is conn:
+                self.readable(conn)
         self._check_request_timeouts(now)
 
     def adopt(self, conn: Connection) -> None:
@@ -83,7 +94,10 @@ class ThreadedWorker(Worker):
             self._forget(conn)
             return
         if head is None:
-            self.poller.epoll.modify(conn.fd, _ARMED)
+            if conn.head_since and monotonic() - conn.head_since > SLOW_HEAD:
+                self.slow.append(conn)
+            else:
+                self.poller.epoll.modify(conn.fd, _ARMED)
             return
         conn.busy = True
         self.jobs.put((conn, head))
