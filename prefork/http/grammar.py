@@ -7,6 +7,8 @@ import re
 
 # RFC 9110 §5.6.2: token = 1*tchar
 TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+# RFC 9110 §5.5: field-value characters: VCHAR, SP, HTAB and obs-text; no CR, LF, NUL or other controls.
+FIELD_VALUE = r"[^\x00-\x08\x0a-\x1f\x7f]*"
 
 # RFC 9112 §3: request-line = method SP request-target SP HTTP-version, exactly one SP each.
 REQUEST_LINE_RE = re.compile(rf"({TOKEN}) ([^\x00-\x20\x7f]+) (HTTP/[0-9]\.[0-9])")
@@ -17,10 +19,11 @@ NOT_TCHAR_BYTES_RE = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
 
 # RFC 9112 §5: field-line = field-name ":" OWS field-value OWS. No whitespace before the colon,
 # no obs-fold (a line starting with SP/HTAB fails the name), no CR/LF/NUL/controls except HTAB.
-FIELD_LINE_RE = re.compile(rf"({TOKEN}):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*)")
+FIELD_LINE_RE = re.compile(rf"({TOKEN}):[ \t]*({FIELD_VALUE})")
 
-# RFC 9110 §5.5: field-value characters (VCHAR, SP, HTAB, obs-text), for values str.isprintable refuses.
-FIELD_VALUE_RE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
+# The parser checks a field value with FIELD_VALUE_RE only when str.isprintable refuses it (HTAB,
+# obs-text), and a field name with TOKEN_RE only the first time it sees it.
+FIELD_VALUE_RE = re.compile(FIELD_VALUE)
 TOKEN_RE = re.compile(TOKEN)
 
 # RFC 9110 §7.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ]; empty is allowed.
@@ -41,6 +44,6 @@ CHUNK_LINE_RE = re.compile(
 )
 
 # What a WSGI application may put in a response header block (checked as one string, see response.py).
-RESPONSE_HEADER_BLOCK_RE = re.compile(rf"(?:{TOKEN}: [^\x00-\x08\x0a-\x1f\x7f]*\r\n)*")
+RESPONSE_HEADER_BLOCK_RE = re.compile(rf"(?:{TOKEN}: {FIELD_VALUE}\r\n)*")
 # PEP 3333 status: "200 OK"; a missing reason phrase is tolerated.
 STATUS_RE = re.compile(r"([1-9][0-9][0-9])(?: [^\x00-\x08\x0a-\x1f\x7f]*)?")
