@@ -6,7 +6,6 @@ Linux-specific calls (prctl) go through ctypes and degrade to no-ops elsewhere.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import grp
 import os
 import pwd
@@ -18,7 +17,9 @@ PR_SET_PDEATHSIG = 1
 def set_parent_death_signal(sig: int = signal.SIGTERM) -> None:
     """Ask the kernel to send ``sig`` to this process when its parent dies (Linux)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # The process's own symbols include libc's. (ctypes.util.find_library would run ldconfig
+        # in a subprocess at every worker start.)
+        libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
     except (OSError, AttributeError):
         pass

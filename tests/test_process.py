@@ -239,3 +239,30 @@ def test_workers_get_process_titles(fresh_server):
     server = fresh_server("-n", "myapp")
     with open(f"/proc/{server.pid}/cmdline", "rb") as f:
         assert f.read().startswith(b"prefork: master [myapp]")
+
+
+def test_parent_death_signal_reaches_an_orphaned_child():
+    """prctl(PR_SET_PDEATHSIG) through ctypes: the child dies with its parent, no polling involved."""
+    code = (
+        "import os, signal, time\n"
+        "from prefork.process import set_parent_death_signal\n"
+        "r, w = os.pipe()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    set_parent_death_signal(signal.SIGKILL)\n"
+        "    os.write(w, b'x')\n"
+        "    time.sleep(30)\n"
+        "    os._exit(0)\n"
+        "os.read(r, 1)\n"
+        "print(pid, flush=True)\n"
+    )
+    child = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=10,
+                               cwd=ROOT, check=True).stdout)
+    deadline = time.monotonic() + 5
+    while is_running(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        assert not is_running(child)
+    finally:
+        if is_running(child):
+            os.kill(child, signal.SIGKILL)
