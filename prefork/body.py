@@ -105,6 +105,11 @@ class Input:
         self._buf = buf[size:]
         return buf[:size]
 
+    @property
+    def done(self) -> bool:
+        """Whether the whole body has been read from the connection."""
+        return self._source.done
+
     def readline(self, size: int | None = -1) -> bytes:
         limit = -1 if size is None else size
         buf = self._buf
@@ -164,6 +169,7 @@ class EmptyInput:
     """``wsgi.input`` for a request without a body; stateless, so one instance serves every request."""
 
     __slots__ = ()
+    done = True
 
     def read(self, size: int | None = -1) -> bytes:
         return b""

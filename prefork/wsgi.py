@@ -115,8 +115,8 @@ class Response:
             framing.append(b"Transfer-Encoding: chunked\r\n")
         else:
             self.keep_alive = False  # HTTP/1.0 without a length: the close delimits the body
-        if self.handler.draining:
-            self.keep_alive = False  # the worker is stopping: tell the client not to send more
+        if not self.handler.reuse_connections:
+            self.keep_alive = False  # --keep-alive 0, or the worker is stopping: no more requests here
         if not self.keep_alive:
             framing.append(b"Connection: close\r\n")
         elif not self.http11:
@@ -228,7 +228,7 @@ class WSGIHandler:
         self.limits = limits
         self.log = log
         self.access_log = access_log
-        self.draining = False  # set by the worker on a graceful stop
+        self.reuse_connections = True  # False with --keep-alive 0, and once the worker drains
         self.request_hooks: tuple | None = None  # (worker, pre_request, post_request) when configured
         self.proxy: ProxyPolicy | None = None  # believed only for connections from trusted peers
         self.proxy_keys: frozenset[str] = frozenset()
@@ -365,7 +365,10 @@ class WSGIHandler:
         self._access(head, environ, response, started)
         if response.keep_alive and wsgi_input.finish():
             return True
-        conn.linger = True
+        # Closing with unread input makes the kernel reset the connection, which can destroy the
+        # response before the client reads it: linger, unless the client itself asked to close and
+        # nothing of it is left to read.
+        conn.linger = head.keep_alive or bool(conn.buf) or not wsgi_input.done
         return False
 
     def _run_app(self, environ: dict, response: Response) -> None:

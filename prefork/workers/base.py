@@ -128,6 +128,7 @@ class Worker:
         handler.proxy = ProxyPolicy(settings.forwarded_allow_ips, settings.secure_scheme_headers,
                                     settings.use_forwarded_for)
         handler.proxy_keys = handler.proxy.keys
+        handler.reuse_connections = settings.keepalive > 0
         handler.forwarder_headers = frozenset(
             name.strip().upper() for name in settings.forwarder_headers.split(",") if name.strip()
         )
@@ -152,7 +153,7 @@ class Worker:
     def _on_term(self, signum: int, frame: Any) -> None:
         self.alive = False
         if self.handler is not None:
-            self.handler.draining = True
+            self.handler.reuse_connections = False
 
     def _on_quit(self, signum: int, frame: Any) -> None:
         self.hook("worker_int")
@@ -349,13 +350,10 @@ class Worker:
         """
         run = self.run_request
         entry = entry or self.entry
-        keepalive = self.settings.keepalive > 0
         try:
             if head is None:
                 head = self.next_head(conn)
             while head is not None:
-                if not (keepalive and self.alive):
-                    head.keep_alive = False
                 keep = run(conn, head, entry)
                 self.requests += 1
                 conn.requests += 1

@@ -133,7 +133,7 @@ class ThreadedWorker(Worker):
                            "Stack of its thread:\n%s", head.method, head.target, now - started, limit,
                            self.index, stack.rstrip())
             self.alive = False  # graceful: other threads finish, the master starts a replacement
-            self.handler.draining = True
+            self.handler.reuse_connections = False
 
     def describe(self, now: float) -> str:
         running = list(self.running_requests.values())
