@@ -34,7 +34,7 @@ from ..http.response import server_headers
 from ..loader import AppLoadError, load_app
 from ..logs import AccessLog, capture_output, error_stream, open_log_stream, reopen_error_log
 from ..pool import jittered_max_requests
-from ..process import drop_privileges, set_parent_death_signal
+from ..process import drop_privileges, set_parent_death_signal, tune_malloc
 from ..proctitle import set_title
 from ..proxy import ProxyPolicy
 from ..sockets import Listener
@@ -92,6 +92,7 @@ class Worker:
         ``app`` is the application when the master preloaded it, else None (loaded here).
         """
         set_parent_death_signal(signal.SIGTERM)
+        tune_malloc()
         if os.getppid() != self.ppid:  # the master died before prctl took effect
             return 0
         self._install_signals()
