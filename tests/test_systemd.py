@@ -76,9 +76,10 @@ class NotifySocket:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not until(self):
             try:
-                self.messages.append((time.monotonic(), self.sock.recv(4096).decode()))
+                message = self.sock.recv(4096).decode()
             except TimeoutError:
-                pass
+                continue
+            self.messages.append((time.monotonic(), message))  # the time it arrived, not when recv began
         assert until(self), self.messages
 
     def kinds(self) -> list[str]:
