@@ -16,13 +16,16 @@ M_TRIM_THRESHOLD = -1  # glibc mallopt parameters
 M_MMAP_THRESHOLD = -3
 
 
+def _libc() -> ctypes.CDLL:
+    """The C library, through the process's own symbols (ctypes.util.find_library would run
+    ldconfig in a subprocess at every worker start)."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def set_parent_death_signal(sig: int = signal.SIGTERM) -> None:
     """Ask the kernel to send ``sig`` to this process when its parent dies (Linux)."""
     try:
-        # The process's own symbols include libc's. (ctypes.util.find_library would run ldconfig
-        # in a subprocess at every worker start.)
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        _libc().prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
     except (OSError, AttributeError):
         pass
 
@@ -37,7 +40,7 @@ def tune_malloc() -> None:
     4 KiB: a 64 KiB POST through the threaded worker cost 160 us of CPU instead of about 110.
     """
     try:
-        libc = ctypes.CDLL(None)
+        libc = _libc()
         libc.mallopt(M_MMAP_THRESHOLD, 1 << 20)
         libc.mallopt(M_TRIM_THRESHOLD, 4 << 20)
     except (OSError, AttributeError):  # not glibc

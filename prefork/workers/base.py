@@ -70,6 +70,7 @@ class Worker:
         )
         self.handler: WSGIHandler | None = None
         self.tls = None  # an SSLContext with --certfile
+        self.tls_connection: type[Connection] = Connection  # its Connection class, then TLSConnection
         if settings.certfile:
             from ..tls import TLSConnection, server_context  # ssl weighs 5 MB: only with --certfile
 
