@@ -23,8 +23,10 @@ from typing import Any
 
 from . import __version__
 from . import scoreboard as sb
+from .balance import client_io_timeout
 from .config import ConfigError
 from .config import load as load_settings
+from .handoff import Channel
 from .hooks import call_hook
 from .loader import AppLoadError, load_app
 from .logs import reopen_error_log
@@ -61,6 +63,7 @@ class Arbiter:
         self.stop_at = 0.0  # end of --shutdown-delay
         self.upgrade_child = 0  # pid of the new master started by USR2
         self.app = None  # the preloaded application (--preload)
+        self.channel: Channel | None = None  # the workers' hand-off channel, kept for our lifetime
         self.pool.server = self
 
     # gunicorn's names, for server hooks written for gunicorn
@@ -94,6 +97,8 @@ class Arbiter:
             self.pool.stop_all(self.graceful, self._stop_listening, self._sleep, self._reap, self.signals)
         finally:
             self._close_listeners()
+            if self.channel is not None:
+                self.channel.close()
             if self.settings.pidfile:
                 remove_pidfile(self.settings.pidfile)
                 remove_pidfile(self.settings.pidfile + ".oldbin")  # ours if we were upgraded (USR2)
@@ -113,7 +118,9 @@ class Arbiter:
             self.log.error("%s", exc)
             return EXIT_CONFIG
         for listener in self.listeners:
-            listener.set_timeouts(settings.read_timeout, settings.write_timeout)
+            listener.set_timeouts(client_io_timeout(settings.read_timeout, settings.timeout),
+                                  client_io_timeout(settings.write_timeout, settings.timeout))
+        self.channel = Channel()
         if settings.certfile:
             from .tls import server_context  # ssl weighs 5 MB in every process: only with --certfile
 
@@ -318,7 +325,7 @@ class Arbiter:
     def _spawn(self, proc: WorkerProc) -> int:
         worker_class = WORKER_CLASSES[self.settings.worker_class]
         worker = worker_class(proc.slot, self.settings, self.listeners, self.pool.board, self.log,
-                              f"prefork/{__version__}")
+                              f"prefork/{__version__}", self.channel)
         self.hook("pre_fork", worker)
         pid = os.fork()
         if pid:

@@ -5,13 +5,23 @@ then the thread running its request). Sockets stay in blocking mode: the kernel 
 write timeouts (SO_RCVTIMEO/SO_SNDTIMEO, set once on the listener and inherited by accepted sockets),
 so a body read or a response write costs one system call, not a poll plus a call. Reads made on
 behalf of the event loop pass MSG_DONTWAIT so they can never block it.
+
+Timeouts in order: each blocking call is bounded by the kernel timeouts, which the master caps below
+``--timeout``, and the worker's heartbeat (``Connection.progress``) is written before each call that
+may block, so a slow client gets its 408 or its close from the worker before the master could take
+the worker for hung. A response write first tries without blocking; a client that falls behind is
+then held to ``--min-write-rate`` once it has been behind for ``--write-timeout`` seconds, so a reader
+taking a few bytes now and then cannot keep a worker for ever.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
+from time import monotonic
 
+from .balance import write_too_slow
 from .http.errors import RequestTimeout
 
 # One read takes a head plus a 64 KiB body in one system call (measured: 15% less CPU per 64 KiB POST
@@ -23,10 +33,19 @@ class ClientDisconnected(ConnectionError):
     """The peer closed or reset the connection, or a write to it timed out."""
 
 
+def _no_progress() -> None:
+    pass
+
+
 class Connection:
     supports_sendfile = True  # False for TLS: os.sendfile would bypass the encryption
+    handoff_allowed = True  # False for TLS: the session state cannot leave the process
+    # Set once per worker process by ``Connection.configure``:
+    progress: Callable[[], None] = _no_progress  # refreshes the worker's heartbeat before a blocking call
+    min_write_rate = 0.0  # bytes/s a client that fell behind must keep reading at; 0 = no minimum
+    write_grace = 30.0  # seconds a client may be behind before the minimum rate applies
     __slots__ = ("sock", "fd", "buf", "environ", "idle_since", "head_since", "requests", "linger", "busy", "trusted",
-                 "proxy_header_pending")
+                 "proxy_header_pending", "behind_since", "behind_sent")
 
     def __init__(self, sock: socket.socket, environ: dict, now: float) -> None:
         self.sock = sock
@@ -40,6 +59,14 @@ class Connection:
         self.busy = False  # a request thread owns it (threaded worker); the event loop keeps off
         self.trusted = False  # the peer is a trusted proxy (--forwarded-allow-ips)
         self.proxy_header_pending = False  # a PROXY protocol header must come first (--proxy-protocol)
+        self.behind_since = 0.0  # when the client last stopped keeping up with our writes; 0 = it keeps up
+        self.behind_sent = 0  # bytes it took since then
+
+    @classmethod
+    def configure(cls, progress: Callable[[], None], min_write_rate: float, write_grace: float) -> None:
+        cls.progress = staticmethod(progress)
+        cls.min_write_rate = min_write_rate
+        cls.write_grace = write_grace
 
     def recv_nowait(self) -> bool:
         """Append what the kernel has, without blocking; False when the peer is gone."""
@@ -74,6 +101,7 @@ class Connection:
 
     def recv(self, size: int) -> bytes:
         """Blocking read of at most ``size`` bytes for a request body, bounded by the read timeout."""
+        self.progress()
         try:
             data = self.sock.recv(min(size, RECV_SIZE))
         except (BlockingIOError, TimeoutError):
@@ -86,14 +114,40 @@ class Connection:
 
     def send(self, data: bytes) -> None:
         try:
-            self.sock.sendall(data)
-        except OSError as exc:  # reset, broken pipe, or the write timeout (EAGAIN)
-            raise ClientDisconnected(str(exc) or "write timed out") from None
+            n = self.sock.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            n = 0
+        except OSError as exc:  # reset, broken pipe
+            raise ClientDisconnected(str(exc)) from None
+        if n == len(data):
+            if self.behind_since:
+                self.behind_since = 0.0
+            return
+        view = memoryview(data)[n:]
+        while view:
+            self._behind(n)
+            try:
+                n = self.sock.send(view)
+            except OSError as exc:  # reset, broken pipe, or the write timeout (EAGAIN)
+                raise ClientDisconnected(str(exc) or "write timed out") from None
+            view = view[n:]
+
+    def _behind(self, sent: int) -> None:
+        """Before a write that may block: heartbeat, and the minimum-rate rule."""
+        self.progress()
+        now = monotonic()
+        if not self.behind_since:
+            self.behind_since, self.behind_sent = now, 0
+            return
+        self.behind_sent += sent
+        if write_too_slow(now - self.behind_since, self.behind_sent, self.write_grace, self.min_write_rate):
+            raise ClientDisconnected(f"client reads slower than {self.min_write_rate:.0f} bytes/s")
 
     def sendfile(self, fd: int, offset: int, count: int) -> int:
         """Send ``count`` bytes of file ``fd`` from ``offset`` with os.sendfile; returns bytes sent."""
-        sent = 0
+        sent = n = 0
         while sent < count:
+            self._behind(n)
             try:
                 n = os.sendfile(self.fd, fd, offset + sent, count - sent)
             except OSError as exc:
@@ -102,6 +156,10 @@ class Connection:
                 break
             sent += n
         return sent
+
+    def detach(self) -> None:
+        """Close our descriptor of a connection handed to another worker (no shutdown: it lives on)."""
+        self.sock.close()
 
     def send_nowait(self, data: bytes) -> None:
         """Best-effort write that never blocks (error responses to clients we are dropping)."""

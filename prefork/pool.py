@@ -7,7 +7,9 @@ Called only from the master's loop. The rules:
   generation cannot boot, it is abandoned and the old one keeps serving.
 - A worker that dies before it was ready is restarted with exponential back-off; at the first start,
   when no worker ever became ready, an application that cannot load stops the master.
-- A worker whose heartbeat is older than --timeout gets SIGUSR2 (it dumps its stacks) and then SIGKILL.
+- A worker whose heartbeat is older than --timeout is asked to EVACUATE (hand its parked keep-alive
+  connections to siblings, so they are not reset with it), gets SIGUSR2 (it dumps its stacks) and,
+  ABORT_GRACE later, SIGKILL.
 """
 
 from __future__ import annotations
@@ -158,6 +160,7 @@ class Pool:
                 self.log.critical("WORKER TIMEOUT (pid:%d): no heartbeat for %.0fs, running: %s; dumping its "
                                   "stacks, then killing it", proc.pid, now - heartbeat, running or "nothing")
                 proc.abort_sent = now
+                self.board.ask(proc.slot, sb.EVACUATE)
                 _kill(proc.pid, signal.SIGUSR2)
             elif now - proc.abort_sent >= ABORT_GRACE:
                 _kill(proc.pid, signal.SIGKILL)
@@ -173,6 +176,7 @@ class Pool:
             return
         _, state, requests = self.board.read(proc.slot)
         message = self.board.message(proc.slot)
+        self.board.release(proc.slot)
         if proc.retiring:
             self.log.info("Worker %d (pid %d) exited: %s", proc.slot, pid, proc.retiring)
             return

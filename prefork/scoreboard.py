@@ -6,6 +6,11 @@ heartbeat (CLOCK_MONOTONIC, the same clock in every process), its request count,
 reason of a boot failure or of a voluntary exit, which the master reports), and one entry per request
 thread: when its current request started (0 = idle) and its request line, so that the master can say
 what a silent worker was doing.
+
+For the pool's balance (see docs/design.md) a slot also holds the worker's open connections (written
+only when the count changes), how many connections it handed off to and took from its siblings, and
+one byte the master writes: EVACUATE, "hand your parked connections to a sibling", set just before a
+silent worker is killed so that its idle keep-alive clients are not reset with it.
 """
 
 from __future__ import annotations
@@ -17,13 +22,20 @@ import struct
 # until the replacement is ready and the master retires it.
 BOOTING, READY, DRAINING, BOOT_FAILED, RECYCLE = 1, 2, 3, 4, 5
 
-_HEADER = struct.Struct("<dBQI")  # heartbeat, state, requests, message length
+# heartbeat, state, requests, message length, connections, handed off, taken over, master's request
+_HEADER = struct.Struct("<dBQIIIIB")
 _MESSAGE_SIZE = 4096
 _FIXED_PART = _HEADER.size + _MESSAGE_SIZE
 _BEAT = struct.Struct("<d")
 _STATE_OFFSET = 8
 _REQUESTS = struct.Struct("<Q")
 _REQUESTS_OFFSET = 9
+_U32 = struct.Struct("<I")
+_CONNECTIONS_OFFSET = 21
+_HANDED_OFF_OFFSET = 25
+_TAKEN_OVER_OFFSET = 29
+_REQUEST_OFFSET = 33
+EVACUATE = 1  # the master's request byte: hand every parked connection to a sibling
 _THREAD = struct.Struct("<d119p")  # request start (0 = idle), request line (Pascal string)
 _IDLE = struct.Struct("<d")
 
@@ -59,7 +71,11 @@ class Scoreboard:
         """Prepare slot ``index`` for a new worker (called by the master before the fork)."""
         offset = index * self.slot_size
         self._mem[offset:offset + self.slot_size] = bytes(self.slot_size)
-        _HEADER.pack_into(self._mem, offset, now, BOOTING, 0, 0)
+        _HEADER.pack_into(self._mem, offset, now, BOOTING, 0, 0, 0, 0, 0, 0)
+
+    def release(self, index: int) -> None:
+        """The worker of slot ``index`` is gone: its slot no longer counts as a sibling."""
+        self._mem[index * self.slot_size + _STATE_OFFSET] = 0
 
     def beat(self, index: int, now: float) -> None:
         _BEAT.pack_into(self._mem, index * self.slot_size, now)
@@ -70,19 +86,55 @@ class Scoreboard:
     def count_request(self, index: int, total: int) -> None:
         _REQUESTS.pack_into(self._mem, index * self.slot_size + _REQUESTS_OFFSET, total)
 
+    def set_connections(self, index: int, count: int) -> None:
+        _U32.pack_into(self._mem, index * self.slot_size + _CONNECTIONS_OFFSET, count)
+
+    def count_handoffs(self, index: int, handed_off: int, taken_over: int) -> None:
+        offset = index * self.slot_size
+        _U32.pack_into(self._mem, offset + _HANDED_OFF_OFFSET, handed_off)
+        _U32.pack_into(self._mem, offset + _TAKEN_OVER_OFFSET, taken_over)
+
+    def handoffs(self, index: int) -> tuple[int, int]:
+        """``(handed off, taken over)`` connections of a slot."""
+        offset = index * self.slot_size
+        return (_U32.unpack_from(self._mem, offset + _HANDED_OFF_OFFSET)[0],
+                _U32.unpack_from(self._mem, offset + _TAKEN_OVER_OFFSET)[0])
+
+    def ask(self, index: int, request: int) -> None:
+        """The master asks the worker of slot ``index`` for something (EVACUATE)."""
+        self._mem[index * self.slot_size + _REQUEST_OFFSET] = request
+
+    def asked(self, index: int) -> int:
+        return self._mem[index * self.slot_size + _REQUEST_OFFSET]
+
     def set_message(self, index: int, text: str) -> None:
         data = text.encode("utf-8", "replace")[:_MESSAGE_SIZE]
         offset = index * self.slot_size
         self._mem[offset + _HEADER.size: offset + _HEADER.size + len(data)] = data
-        heartbeat, state, requests, _ = _HEADER.unpack_from(self._mem, offset)
-        _HEADER.pack_into(self._mem, offset, heartbeat, state, requests, len(data))
+        _U32.pack_into(self._mem, offset + _REQUESTS_OFFSET + 8, len(data))
 
     def read(self, index: int) -> tuple[float, int, int]:
         """``(heartbeat, state, requests)`` of a slot."""
-        heartbeat, state, requests, _ = _HEADER.unpack_from(self._mem, index * self.slot_size)
+        heartbeat, state, requests = _HEADER.unpack_from(self._mem, index * self.slot_size)[:3]
         return heartbeat, state, requests
+
+    def sibling_loads(self, me: int) -> list[int]:
+        """Open connections of every other worker that can take one now: READY (or RECYCLE, still
+        serving) and with a free request thread. Read by a worker deciding whether to accept."""
+        loads = []
+        mem = self._mem
+        size = self.slot_size
+        for index in range(self.capacity):
+            offset = index * size
+            if index == me or mem[offset + _STATE_OFFSET] not in (READY, RECYCLE):
+                continue
+            base = offset + _FIXED_PART
+            if all(_IDLE.unpack_from(mem, base + i * _THREAD.size)[0] for i in range(self.threads)):
+                continue  # every request thread busy (a sync worker inside the application)
+            loads.append(_U32.unpack_from(mem, offset + _CONNECTIONS_OFFSET)[0])
+        return loads
 
     def message(self, index: int) -> str:
         offset = index * self.slot_size
-        length = _HEADER.unpack_from(self._mem, offset)[3]
+        length = _U32.unpack_from(self._mem, offset + _REQUESTS_OFFSET + 8)[0]
         return self._mem[offset + _HEADER.size: offset + _HEADER.size + length].decode("utf-8", "replace")

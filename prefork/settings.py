@@ -116,6 +116,12 @@ SETTINGS: tuple[Setting, ...] = (
             "before the request fails with 408.", "http", non_negative_float, "SECONDS"),
     Setting("write_timeout", ("--write-timeout",), 30, "Seconds a response write may wait for a client that "
             "does not read before the connection is dropped.", "http", non_negative_float, "SECONDS"),
+    Setting("min_write_rate", ("--min-write-rate",), 4096, "Bytes per second a client that has fallen behind "
+            "for --write-timeout seconds must keep reading at; slower, it is dropped, so a trickling reader "
+            "cannot hold a worker. 0 = no minimum.", "http", non_negative_int, "BYTES"),
+    Setting("handoff_delay", ("--handoff-delay",), 0.05, "Seconds a request may wait for a busy worker (the "
+            "sync worker inside the application, or every thread of a threaded worker busy) before its "
+            "connection moves to a free worker. 0 disables hand-off.", "worker", non_negative_float, "SECONDS"),
     Setting("limit_request_line", ("--limit-request-line",), 4094, "Maximum request line length in bytes "
             "(414 beyond). 0 = no limit.", "http", non_negative_int, "INT"),
     Setting("limit_request_fields", ("--limit-request-fields",), 100, "Maximum number of header fields "

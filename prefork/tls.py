@@ -37,6 +37,7 @@ def server_context(settings: Any) -> ssl.SSLContext | None:
 class TLSConnection(Connection):
     __slots__ = ("handshaking",)
     supports_sendfile = False
+    handoff_allowed = False
 
     def __init__(self, sock: ssl.SSLSocket, environ: dict, now: float) -> None:
         super().__init__(sock, environ, now)
@@ -74,6 +75,14 @@ class TLSConnection(Connection):
         if not data:
             raise ClientDisconnected("client closed the connection during the request body")
         return data
+
+    def send(self, data: bytes) -> None:
+        """Blocking write through the TLS layer, bounded by the kernel write timeout."""
+        self.progress()
+        try:
+            self.sock.sendall(data)
+        except (OSError, ValueError) as exc:
+            raise ClientDisconnected(str(exc) or "write timed out") from None
 
     def send_nowait(self, data: bytes) -> None:
         sock = self.sock

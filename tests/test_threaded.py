@@ -12,6 +12,8 @@ import signal
 import threading
 import time
 
+import pytest
+
 from helpers import Client, get
 from test_process import background_get, child_pids, wait_exit
 
@@ -102,12 +104,12 @@ def test_term_completes_in_flight_requests(fresh_server):
     assert wait_exit(server, 10) == 0
 
 
-def test_worker_connections_caps_accepting(fresh_server):
+def test_worker_connections_caps_accepting_when_no_connection_is_idle(fresh_server):
     server = fresh_server("-k", "threaded", "--threads", "2", "--worker-connections", "2", "--keep-alive", "30")
     held = [Client(server.connect()) for _ in range(2)]
-    for client in held:
-        client.send(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
-        client.read_response()
+    for client in held:  # each in the middle of a request head: nothing to reclaim
+        client.send(b"GET /hello HTTP/1.1\r\nHost: t\r\n")
+    time.sleep(0.3)
     third = Client(server.connect(timeout=10))
     third.send(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
     third.sock.settimeout(1)
@@ -120,6 +122,24 @@ def test_worker_connections_caps_accepting(fresh_server):
     third.sock.settimeout(5)
     assert third.read_response().status == 200
     for client in [*held[1:], third]:
+        client.sock.close()
+
+
+@pytest.mark.parametrize("worker_class", ["sync", "threaded"])
+def test_worker_connections_reclaims_the_longest_idle_keepalive(fresh_server, worker_class):
+    server = fresh_server("-k", worker_class, "--worker-connections", "2", "--keep-alive", "30")
+    held = [Client(server.connect()) for _ in range(2)]
+    for client in held:
+        client.send(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+        client.read_response()
+        time.sleep(0.05)  # held[0] is idle the longest
+    third = Client(server.connect(timeout=5))
+    third.send(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert third.read_response().status == 200
+    assert held[0].is_closed(timeout=5)  # closed cleanly between requests to make room
+    held[1].send(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert held[1].read_response().status == 200
+    for client in [*held, third]:
         client.sock.close()
 
 

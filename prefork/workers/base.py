@@ -1,16 +1,23 @@
 """Life after fork, shared by every worker class.
 
-Contract for subclasses: implement ``run_loop()``, which loops while ``running()``, calls
-``start_drain()`` once when ``self.alive`` turns false, keeps its connections in
-``self.connections``, serves them only through ``serve_connection()`` (the one request cycle), and
-calls ``housekeeping()`` at least every ``HOUSEKEEPING_INTERVAL`` seconds so that the heartbeat, the
-connection timeouts, the parent check and log reopening keep running.
+Contract for subclasses: ``run_loop()`` builds a ``Poller`` over ``self.sources()`` and runs
+``event_loop(poller)``; the subclass says what ``adopt`` (a new or handed-over connection),
+``readable`` (a parked connection has bytes or a hang-up) and ``can_accept`` mean for it. Connections
+live in ``self.connections`` while parked; requests run only through ``serve_connection()`` (the one
+request cycle). The loop calls ``housekeeping()`` every ``HOUSEKEEPING_INTERVAL`` seconds: heartbeat,
+connection timeouts, parent check, log reopening, and the master's EVACUATE request.
 
-Signals (handlers only set state): TERM = graceful: take what waits in the accept queue, close the
-listening sockets, finish requests in progress (responses say ``Connection: close``), answer the
-next request of each idle keep-alive connection the same way (or let it expire at --keep-alive),
-exit. INT and QUIT = exit at once. USR1 = reopen log files. USR2 (sent by the master
-to a silent worker) dumps every thread's stack. The others are the master's and ignored here.
+Balance (see docs/design.md and ``balance.py``): the worker publishes its connection count in the
+scoreboard and watches the listening sockets and the hand-off channel only while it is not ahead of
+its least-loaded available sibling; at ``--worker-connections`` it closes its longest-idle keep-alive
+connection to make room. ``hand_off(conn)`` gives a connection it cannot serve soon to the first free
+sibling, with the bytes already read.
+
+Signals (handlers only set state): TERM = graceful: take what waits in the accept queue and the
+hand-off channel, close the listening sockets, finish requests in progress (responses say
+``Connection: close``), answer the next request of each idle keep-alive connection the same way (or
+let it expire at --keep-alive), exit. INT and QUIT = exit at once. USR1 = reopen log files. USR2 (sent
+by the master to a silent worker) dumps every thread's stack. The others are the master's and ignored.
 """
 
 from __future__ import annotations
@@ -25,7 +32,9 @@ from time import monotonic
 from typing import Any
 
 from .. import scoreboard as sb
+from ..balance import BALANCE_INTERVAL, reclaim_candidate, should_accept
 from ..conn import Connection
+from ..handoff import ADDRESS_KEYS, Channel, Parcel
 from ..hooks import call_hook
 from ..http.errors import HTTPError, RequestTimeout
 from ..http.parser import Limits, RequestHead, parse_head
@@ -49,10 +58,11 @@ class Worker:
     multithread = False
 
     def __init__(self, index: int, settings: Any, listeners: list[Listener], board: sb.Scoreboard,
-                 log: logging.Logger, server_software: str) -> None:
+                 log: logging.Logger, server_software: str, channel: Channel | None = None) -> None:
         self.index = index
         self.settings = settings
         self.listeners = listeners
+        self.channel = channel if settings.handoff_delay > 0 else None  # where waiting connections go
         self.board = board
         self.log = log
         self.server_software = server_software
@@ -84,6 +94,10 @@ class Worker:
         self.next_housekeeping = 0.0
         self.drain_deadline = 0.0
         self.title = ""
+        self.handed_off = 0  # connections given to siblings
+        self.taken_over = 0  # connections taken from them
+        self.published_connections = -1  # the count last written to the scoreboard
+        self.balance = (-1, 0.0, True)  # (connections, time, verdict) of the last look at the siblings
 
     # -- process life (main thread) ---------------------------------------------------------------
 
@@ -107,6 +121,7 @@ class Worker:
             self.board.set_state(self.index, sb.BOOT_FAILED)
             return EXIT_BOOT_FAILED
         self.handler = self._make_handler(app)
+        Connection.configure(self._progress, self.settings.min_write_rate, self.settings.write_timeout)
         if self.settings.capture_output:
             capture_output(self.log)
         self.hook("post_worker_init")
@@ -190,6 +205,13 @@ class Worker:
 
     # -- the event loop shared by the worker classes (its thread only) --------------------------
 
+    def sources(self) -> dict[int, Any]:
+        """What the poller watches for new connections: the listeners and the hand-off channel."""
+        sources: dict[int, Any] = {listener.sock.fileno(): listener for listener in self.listeners}
+        if self.channel is not None:
+            sources[self.channel.fd] = self.channel
+        return sources
+
     def event_loop(self, poller: Poller) -> None:
         """Accept, read, time out and drain; subclasses say what ``adopt``, ``readable`` and
         ``can_accept`` mean for them."""
@@ -201,14 +223,14 @@ class Worker:
                 draining = True
                 self.start_drain(poller, self.adopt)
                 continue
-            events = poller.poll(HOUSEKEEPING_INTERVAL)
+            events = poller.poll(self.poll_timeout())
             now = monotonic()
             for fd, _ in events:
                 conn = connections.get(fd)
                 if conn is not None:
                     self.readable(conn)
-                elif fd in poller.listeners:
-                    conn = self.accept(poller.listeners[fd], now)
+                elif fd in poller.sources:
+                    conn = self.take(poller.sources[fd], now)
                     if conn is not None:
                         self.adopt(conn)
                 else:
@@ -216,7 +238,22 @@ class Worker:
             if now >= self.next_housekeeping:
                 self.housekeeping(now, connections)
             if self.alive:
-                poller.set_accepting(self.can_accept())
+                poller.set_accepting(self.can_accept(now))
+
+    def poll_timeout(self) -> float:
+        # A worker held back by the balance rule looks at its siblings again soon: one of them may
+        # have become busy, and new connections must not wait for it.
+        if self.alive and not self.poller.accepting:
+            return BALANCE_INTERVAL
+        return HOUSEKEEPING_INTERVAL
+
+    def take(self, source: Any, now: float) -> Connection | None:
+        if source is self.channel:
+            return self.take_over(now)
+        conn = self.accept(source, now)
+        if conn is not None and len(self.connections) >= self.settings.worker_connections:
+            self.reclaim()
+        return conn
 
     def adopt(self, conn: Connection) -> None:
         """A connection just accepted: serve it or park it in ``self.connections``."""
@@ -226,8 +263,85 @@ class Worker:
         """``conn``, parked in the loop, has bytes (or a hang-up) to read."""
         raise NotImplementedError
 
-    def can_accept(self) -> bool:
-        return len(self.connections) < self.settings.worker_connections
+    def can_accept(self, now: float) -> bool:
+        """Whether to watch the listeners and the hand-off channel; publishes the connection count."""
+        count = len(self.connections)
+        if count != self.published_connections:
+            self.published_connections = count
+            self.board.set_connections(self.index, count)
+        if count >= self.settings.worker_connections and reclaim_candidate(self.connections.values()) is None:
+            return False
+        last_count, last_time, verdict = self.balance
+        if count != last_count or now - last_time >= BALANCE_INTERVAL:
+            verdict = should_accept(count, self.board.sibling_loads(self.index))
+            self.balance = (count, now, verdict)
+        return verdict
+
+    def reclaim(self) -> None:
+        """At --worker-connections: close the keep-alive connection idle the longest (between
+        requests, with nothing pending), as gunicorn's gthread worker does, to make room."""
+        conn = reclaim_candidate(self.connections.values())
+        if conn is not None:
+            self.log.debug("At %d connections: closing the longest-idle one", len(self.connections))
+            self.forget(conn)
+
+    def forget(self, conn: Connection) -> None:
+        """Close a connection; any thread may call it for a connection it owns. Closing the last
+        descriptor of a socket also removes it from epoll."""
+        self.connections.pop(conn.fd, None)
+        conn.close()
+
+    # -- hand-off between workers ----------------------------------------------------------------
+
+    def hand_off(self, conn: Connection, now: float) -> bool:
+        """Give ``conn`` (owned by the caller, not running a request) to the first free sibling."""
+        channel = self.channel
+        if channel is None or not conn.handoff_allowed or not self.alive:
+            return False
+        addresses = {key: conn.environ.get(key, "") for key in ADDRESS_KEYS}
+        parcel = Parcel(bytes(conn.buf), conn.requests, conn.trusted, conn.proxy_header_pending, addresses,
+                        now - conn.head_since if conn.head_since else -1.0)
+        if not channel.send(conn.sock, parcel):
+            return False
+        self.connections.pop(conn.fd, None)
+        self.poller.forget(conn.fd)
+        conn.detach()
+        self.handed_off += 1
+        self.board.count_handoffs(self.index, self.handed_off, self.taken_over)
+        return True
+
+    def take_over(self, now: float) -> Connection | None:
+        """A connection a sibling handed off, with the bytes it had read; None if another was faster."""
+        received = self.channel.receive() if self.channel is not None else None
+        if received is None:
+            return None
+        sock, parcel = received
+        environ = dict(self.handler.base)
+        environ.update(parcel.addresses)
+        conn = Connection(sock, environ, now)
+        if parcel.buf:
+            conn.append(parcel.buf)
+        conn.requests = parcel.requests
+        conn.trusted = parcel.trusted
+        conn.proxy_header_pending = parcel.proxy_header_pending
+        if parcel.head_age >= 0:
+            conn.head_since = now - parcel.head_age
+        self.taken_over += 1
+        self.board.count_handoffs(self.index, self.handed_off, self.taken_over)
+        if conn.recv_nowait() or conn.buf:
+            return conn
+        conn.close()
+        return None
+
+    def evacuate(self, now: float, keep: Connection | None = None) -> None:
+        """The master is about to kill this worker: hand every parked connection to a sibling."""
+        for conn in list(self.connections.values()):
+            if conn is not keep and not conn.busy:
+                self.hand_off(conn, now)
+
+    def _progress(self) -> None:
+        """Heartbeat before a client I/O call that may block (see conn.py: timeouts in order)."""
+        self.board.beat(self.index, monotonic())
 
     def running(self) -> bool:
         """Whether the loop goes on: while alive, then until the drain (started by the loop) ends."""
@@ -246,7 +360,11 @@ class Worker:
         for listener in self.listeners:
             while (conn := self.accept(listener, now)) is not None:
                 adopt(conn)
+            poller.drop_source(listener.sock.fileno())
             listener.sock.close()
+        if self.channel is not None:
+            while (conn := self.take_over(now)) is not None:
+                adopt(conn)
         self.housekeeping(now, self.connections)
 
     def liveness(self, now: float) -> float:
@@ -257,6 +375,8 @@ class Worker:
         """Heartbeat, parent check, and the header/idle timeouts of parked connections."""
         self.next_housekeeping = now + HOUSEKEEPING_INTERVAL
         self.board.beat(self.index, self.liveness(now))
+        if self.board.asked(self.index) == sb.EVACUATE:
+            self.evacuate(now)
         self.board.count_request(self.index, self.requests)
         if self.alive:
             self._set_title(self.describe(now))
@@ -270,25 +390,28 @@ class Worker:
                 self.handler.access_log.reopen()
         header_timeout = self.settings.header_timeout
         keepalive = self.settings.keepalive
-        for fd, conn in list(connections.items()):
+        for conn in list(connections.values()):
             if conn.busy:
                 continue  # a request thread owns it
             if conn.head_since:
                 if now - conn.head_since > header_timeout:
-                    del connections[fd]
                     self.reject(conn, RequestTimeout("request head not received in time"))
-                    conn.close()
+                    self.forget(conn)
             elif now - conn.idle_since > (keepalive if conn.requests else header_timeout):
                 # Idle too long. A draining worker keeps its idle connections to this same bound
                 # and answers their next request with Connection: close: closing one at once
                 # races with a client sending on it, and clients that do not retry (requests,
                 # locust) would see that request fail during every reload.
-                del connections[fd]
-                conn.close()
+                self.forget(conn)
 
     def describe(self, now: float) -> str:
         """State for the process title."""
-        return f"idle, {self.requests} requests"
+        return f"idle, {self.requests} requests{self.handoff_summary()}"
+
+    def handoff_summary(self) -> str:
+        if not (self.handed_off or self.taken_over):
+            return ""
+        return f", handed off {self.handed_off}, taken over {self.taken_over}"
 
     def accept(self, listener: Listener, now: float) -> Connection | None:
         """Accept one connection and read what it already sent, without blocking."""
@@ -374,10 +497,7 @@ class Worker:
 
     def run_request(self, conn: Connection, head: RequestHead, entry: tuple) -> bool:
         """One request, announced in the scoreboard while it runs (the master reports it on timeout)."""
-        sb.request_started(entry, monotonic(), (head.method + " " + head.target).encode("latin-1"))
-        keep = self.handler.handle(conn, head)
-        sb.request_finished(entry)
-        return keep
+        raise NotImplementedError
 
     def _ask_recycle(self) -> None:
         """--max-requests reached: the master starts a replacement, then retires this worker."""

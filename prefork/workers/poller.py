@@ -1,9 +1,15 @@
-"""The worker's epoll set: listening sockets, a wake-up pipe, and parked connections.
+"""The worker's epoll set: sources of new connections, a wake-up pipe, and parked connections.
 
-Listening sockets are registered with EPOLLEXCLUSIVE, so an incoming connection wakes one worker,
-not all of them (no thundering herd); they are unregistered while the worker is full or stopping.
-The wake-up pipe receives a byte on every signal (``signal.set_wakeup_fd``) and from ``wake()``, which
-any thread may call, so ``poll()`` returns at once. Owned by the worker's event-loop thread.
+Sources of new connections are the listening sockets and the hand-off channel (connections a sibling
+could not serve soon). They are registered with EPOLLEXCLUSIVE, so a connection wakes one waiting
+worker, not all of them (no thundering herd), and a worker that is not waiting (busy in a request)
+is skipped by the kernel. They are unregistered while the worker is full, ahead of its siblings, or
+stopping. The wake-up pipe receives a byte on every signal (``signal.set_wakeup_fd``) and from
+``wake()``, which any thread may call, so ``poll()`` returns at once. Connections are added with
+``watch``, re-armed with ``arm`` (one-shot registrations) and removed with ``forget``.
+
+Owned by the worker's event-loop thread; ``arm``, ``forget`` and ``wake`` may be called by the thread
+that owns a connection.
 """
 
 from __future__ import annotations
@@ -12,18 +18,18 @@ import os
 import select
 import signal
 
-from ..sockets import Listener
-
 LISTEN_EVENTS = select.EPOLLIN | select.EPOLLEXCLUSIVE
+ONESHOT = select.EPOLLIN | select.EPOLLONESHOT
 
 
 class Poller:
-    def __init__(self, listeners: list[Listener]) -> None:
+    def __init__(self, sources: dict[int, object]) -> None:
+        """``sources``: fd -> listening socket or hand-off channel, watched while accepting."""
         self.epoll = select.epoll()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.wake_w)
         self.epoll.register(self.wake_r, select.EPOLLIN)
-        self.listeners = {listener.sock.fileno(): listener for listener in listeners}
+        self.sources = sources
         self.accepting = False
         self.set_accepting(True)
 
@@ -31,11 +37,31 @@ class Poller:
         if accepting == self.accepting:
             return
         self.accepting = accepting
-        for fd in self.listeners:
+        for fd in self.sources:
             if accepting:
                 self.epoll.register(fd, LISTEN_EVENTS)
             else:
                 self.epoll.unregister(fd)
+
+    def drop_source(self, fd: int) -> None:
+        """Stop watching a source for good (a closed listener)."""
+        if self.sources.pop(fd, None) is not None and self.accepting:
+            self.epoll.unregister(fd)
+
+    def watch(self, fd: int, events: int = select.EPOLLIN) -> None:
+        self.epoll.register(fd, events)
+
+    def arm(self, fd: int) -> None:
+        """Report the next readable event of a one-shot registration."""
+        self.epoll.modify(fd, ONESHOT)
+
+    def forget(self, fd: int) -> None:
+        """Remove a connection (before closing or handing off its descriptor: a descriptor that lives
+        on in another process would otherwise keep reporting events here)."""
+        try:
+            self.epoll.unregister(fd)
+        except (FileNotFoundError, ValueError, OSError):
+            pass
 
     def poll(self, timeout: float) -> list[tuple[int, int]]:
         return self.epoll.poll(timeout)

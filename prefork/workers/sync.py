@@ -4,24 +4,42 @@ One epoll loop owns every connection of the worker. Connections waiting for (the
 head are parked in the loop; a request runs only once its head is complete, then its connection goes
 back to the loop if it is kept alive.
 
-Everything here runs in the worker's only thread.
+Threads: the **main thread** runs the loop and every request. A **hand-off watcher** thread wakes a
+few times per ``--handoff-delay`` and, only while the main thread has been inside one request for
+longer than that delay, gives each parked connection that has a request waiting to a free sibling
+(and every parked connection when the master asked this worker to EVACUATE before killing it), so
+that no client waits behind a slow request. The main thread holds ``self.owner`` except while it runs
+a request; the watcher touches connections only while it holds it, so a connection is never used by
+both threads.
 """
 
 from __future__ import annotations
 
 import select
+import threading
+from time import monotonic, sleep
 
+from .. import scoreboard as sb
 from ..conn import Connection
+from ..http.parser import RequestHead
 from .base import Worker
 from .poller import Poller
 
 
 class SyncWorker(Worker):
     def run_loop(self) -> None:
-        poller = Poller(self.listeners)
+        poller = Poller(self.sources())
+        self.poller = poller
+        self.owner = threading.Lock()
+        self.owner.acquire()
+        self.serving: Connection | None = None
+        self.serving_since = 0.0  # when the request now running started; 0 = none runs
+        if self.channel is not None:
+            threading.Thread(target=self._watch, name="handoff-watcher", daemon=True).start()
         try:
             self.event_loop(poller)
         finally:
+            self.alive = False
             for conn in self.connections.values():
                 conn.close()
             poller.close()
@@ -30,11 +48,60 @@ class SyncWorker(Worker):
         """Serve what the new connection already sent, then park it in the loop if it stays open."""
         if self.serve_connection(conn):
             self.connections[conn.fd] = conn
-            self.poller.epoll.register(conn.fd, select.EPOLLIN)
+            self.poller.watch(conn.fd)
         else:
             conn.close()
 
     def readable(self, conn: Connection) -> None:
         if not (conn.recv_nowait() and self.serve_connection(conn)):
-            del self.connections[conn.fd]
-            conn.close()
+            self.forget(conn)
+
+    def run_request(self, conn: Connection, head: RequestHead, entry: tuple) -> bool:
+        started = monotonic()
+        sb.request_started(entry, started, (head.method + " " + head.target).encode("latin-1"))
+        self.serving = conn
+        self.serving_since = started
+        self.owner.release()
+        try:
+            keep = self.handler.handle(conn, head)
+        finally:
+            self.owner.acquire()
+            self.serving_since = 0.0
+            sb.request_finished(entry)
+        return keep
+
+    # -- the hand-off watcher thread ------------------------------------------------------------
+
+    def _watch(self) -> None:
+        delay = self.settings.handoff_delay
+        tick = min(delay / 2, 0.05)
+        while self.alive:
+            sleep(tick)
+            evacuate = self.board.asked(self.index) == sb.EVACUATE
+            since = self.serving_since
+            if not since or (monotonic() - since < delay and not evacuate):
+                continue
+            if not self.owner.acquire(timeout=tick):
+                continue
+            try:
+                if self.serving_since == since:  # still inside the same request
+                    self._hand_off_waiting(evacuate)
+            finally:
+                self.owner.release()
+
+    def _hand_off_waiting(self, evacuate: bool) -> None:
+        """Runs in the watcher, holding ``self.owner``, while the main thread runs a request."""
+        now = monotonic()
+        if evacuate:
+            self.evacuate(now, keep=self.serving)
+            return
+        parked = [conn for conn in self.connections.values() if conn is not self.serving]
+        if not parked:
+            return
+        probe = select.poll()
+        for conn in parked:
+            probe.register(conn.fd, select.POLLIN)
+        ready = {fd for fd, _ in probe.poll(0)}
+        for conn in parked:
+            if conn.fd in ready or conn.head_since:
+                self.hand_off(conn, now)

@@ -14,9 +14,11 @@ a second. A thousand clients sending a byte a second then cost the loop two wake
 of a thousand, each of which would take the GIL from the request threads.
 
 A connection is owned by one thread at a time: registered with EPOLLONESHOT, it cannot fire again
-until the request thread re-arms it. Back-pressure: when every thread is busy and as many complete
-heads wait as there are threads, or the worker holds ``--worker-connections`` connections, the loop
-stops accepting; the kernel backlog and the other workers take the new connections.
+until the request thread re-arms it. A complete head goes to the pool only when a thread is free;
+otherwise it waits in ``self.waiting`` (owned by the loop), and one that has waited ``--handoff-delay``
+is handed, unparsed again, to a free sibling. Back-pressure: when every thread is busy and heads
+wait, or the worker holds ``--worker-connections`` connections none of which is idle, the loop stops
+accepting; the kernel backlog and the other workers take the new connections.
 """
 
 from __future__ import annotations
@@ -26,16 +28,16 @@ import select
 import sys
 import threading
 import traceback
+from collections import deque
 from time import monotonic
 
 from .. import scoreboard as sb
 from ..conn import Connection
 from ..http.errors import HTTPError
 from ..http.parser import RequestHead
-from .base import Worker
+from .base import HOUSEKEEPING_INTERVAL, Worker
 from .poller import Poller
 
-_ARMED = select.EPOLLIN | select.EPOLLONESHOT
 SLOW_HEAD = 0.5  # seconds a head may take to arrive before its connection is read in batches
 
 
@@ -43,7 +45,9 @@ class ThreadedWorker(Worker):
     multithread = True
 
     def run_loop(self) -> None:
-        self.poller = Poller(self.listeners)
+        self.poller = Poller(self.sources())
+        # complete heads for which no thread was free: (since, connection, head, bytes it came from)
+        self.waiting: deque[tuple[float, Connection, RequestHead, bytes]] = deque()
         self.jobs: queue.SimpleQueue[tuple[Connection, RequestHead] | None] = queue.SimpleQueue()
         self.running_requests: dict[int, tuple[float, RequestHead]] = {}  # thread ident -> (start, head)
         self.timed_out: set[int] = set()
@@ -59,8 +63,18 @@ class ThreadedWorker(Worker):
 
     # -- event-loop thread ----------------------------------------------------------------------------
 
-    def can_accept(self) -> bool:
-        return super().can_accept() and self.jobs.qsize() < self.settings.threads
+    def can_accept(self, now: float) -> bool:
+        if self.waiting:
+            self._dispatch_waiting(now)
+            if self.waiting:
+                return False
+        return super().can_accept(now) and self.jobs.qsize() < self.settings.threads
+
+    def poll_timeout(self) -> float:
+        if self.waiting:  # wake when the oldest waiting head is due for hand-off
+            due = self.waiting[0][0] + self.settings.handoff_delay - monotonic()
+            return min(max(due, 0.001), HOUSEKEEPING_INTERVAL)
+        return super().poll_timeout()
 
     def housekeeping(self, now: float, connections: dict[int, Connection]) -> None:
         super().housekeeping(now, connections)  # first: drops the heads past --header-timeout
@@ -74,7 +88,7 @@ class ThreadedWorker(Worker):
         self.connections[conn.fd] = conn
         # Registered disarmed: EPOLLONESHOT also silences the hang-up that epoll reports unasked
         # while a request thread owns the connection. _wait_or_dispatch arms it when it waits.
-        self.poller.epoll.register(conn.fd, select.EPOLLONESHOT)
+        self.poller.watch(conn.fd, select.EPOLLONESHOT)
         self._wait_or_dispatch(conn)
 
     def readable(self, conn: Connection) -> None:
@@ -83,29 +97,53 @@ class ThreadedWorker(Worker):
         if conn.recv_nowait():
             self._wait_or_dispatch(conn)
         else:
-            self._forget(conn)
+            self.forget(conn)
 
     def _wait_or_dispatch(self, conn: Connection) -> None:
         """Hand ``conn`` to the pool if its head is complete, else re-arm it in epoll."""
+        raw = conn.buf if type(conn.buf) is bytes else bytes(conn.buf)
         try:
             head = self.next_head(conn)
         except HTTPError as exc:
             self.reject(conn, exc)
-            self._forget(conn)
+            self.forget(conn)
             return
         if head is None:
             if conn.head_since and monotonic() - conn.head_since > SLOW_HEAD:
                 self.slow.append(conn)
             else:
-                self.poller.epoll.modify(conn.fd, _ARMED)
+                self.poller.arm(conn.fd)
             return
         conn.busy = True
-        self.jobs.put((conn, head))
+        if self.channel is None or self._free_threads() > 0:
+            self.jobs.put((conn, head))
+        else:
+            self.waiting.append((monotonic(), conn, head, raw))
 
-    def _forget(self, conn: Connection) -> None:
-        """Close a connection; any thread may call it for a connection it owns."""
-        self.connections.pop(conn.fd, None)
-        conn.close()
+    def _free_threads(self) -> int:
+        return self.settings.threads - len(self.running_requests) - self.jobs.qsize()
+
+    def _dispatch_waiting(self, now: float) -> None:
+        """Waiting heads go to threads as they free up; those that waited too long, to a sibling."""
+        waiting = self.waiting
+        while waiting and self._free_threads() > 0:
+            _, conn, head, _ = waiting.popleft()
+            self.jobs.put((conn, head))
+        delay = self.settings.handoff_delay
+        while waiting and now - waiting[0][0] >= delay:
+            _, conn, _, raw = waiting[0]
+            rest = conn.buf
+            conn.buf, conn.busy = raw, False  # unparsed: the sibling reads the head from the bytes
+            if not self.hand_off(conn, now):
+                conn.buf, conn.busy = rest, True  # the channel is full: it waits here for a thread
+                break
+            waiting.popleft()
+
+    def evacuate(self, now: float, keep: Connection | None = None) -> None:
+        for _, conn, _, raw in self.waiting:
+            conn.buf, conn.busy = raw, False
+        self.waiting.clear()
+        super().evacuate(now, keep)
 
     def liveness(self, now: float) -> float:
         """The worker is alive while a thread is free or some request started within --timeout.
@@ -141,7 +179,7 @@ class ThreadedWorker(Worker):
             return f"idle, {self.requests} requests"
         started, head = min(running, key=lambda item: item[0])
         return (f"busy {len(running)}/{self.settings.threads} threads, oldest {head.method} "
-                f"{head.target[:60]} {now - started:.1f}s")
+                f"{head.target[:60]} {now - started:.1f}s{self.handoff_summary()}")
 
     def _shutdown(self, threads: list[threading.Thread]) -> None:
         """Let queued and running requests finish (bounded by the drain deadline), then stop."""
@@ -168,10 +206,10 @@ class ThreadedWorker(Worker):
                 keep = False
             if keep:  # the response said keep-alive, even if the worker began draining since
                 conn.busy = False
-                self.poller.epoll.modify(conn.fd, _ARMED)
+                self.poller.arm(conn.fd)
             else:
-                self._forget(conn)
-            if self.alive and not self.poller.accepting and not (keep and jobs.qsize()):
+                self.forget(conn)
+            if self.waiting or (self.alive and not self.poller.accepting and not (keep and jobs.qsize())):
                 # Capacity freed and nothing else will wake the loop soon: a connection given back
                 # to epoll does, when its next request arrives, and the loop re-checks then.
                 self.poller.wake()
