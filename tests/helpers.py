@@ -264,3 +264,13 @@ def exchange(server: Server, raw: bytes, timeout: float = 5.0) -> bytes:
 def status_of(raw_response: bytes) -> int:
     assert raw_response.startswith(b"HTTP/1.1 "), raw_response[:200]
     return int(raw_response[9:12])
+
+
+def eventually(predicate, timeout: float, what: str, interval: float = 0.02) -> None:
+    """Wait until ``predicate()`` is true; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for: {what}")

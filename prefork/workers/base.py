@@ -1,6 +1,6 @@
 """Life after fork, shared by every worker class.
 
-Contract for subclasses: ``run_loop()`` builds a ``Poller`` over ``self.sources()`` and runs
+Contract for subclasses: ``run_loop()`` builds its poller with ``self.make_poller()`` and runs
 ``event_loop(poller)``; the subclass says what ``adopt`` (a new or handed-over connection),
 ``readable`` (a parked connection has bytes or a hang-up) and ``can_accept`` mean for it. Connections
 live in ``self.connections`` while parked; requests run only through ``serve_connection()`` (the one
@@ -98,6 +98,7 @@ class Worker:
         self.taken_over = 0  # connections taken from them
         self.published_connections = -1  # the count last written to the scoreboard
         self.balance = (-1, 0.0, True)  # (connections, time, verdict) of the last look at the siblings
+        self.evacuating = False  # the master asked for our connections: it is about to kill us
 
     # -- process life (main thread) ---------------------------------------------------------------
 
@@ -205,12 +206,9 @@ class Worker:
 
     # -- the event loop shared by the worker classes (its thread only) --------------------------
 
-    def sources(self) -> dict[int, Any]:
-        """What the poller watches for new connections: the listeners and the hand-off channel."""
-        sources: dict[int, Any] = {listener.sock.fileno(): listener for listener in self.listeners}
-        if self.channel is not None:
-            sources[self.channel.fd] = self.channel
-        return sources
+    def make_poller(self) -> Poller:
+        """A poller over the listening sockets and the hand-off channel."""
+        return Poller({listener.sock.fileno(): listener for listener in self.listeners}, self.channel)
 
     def event_loop(self, poller: Poller) -> None:
         """Accept, read, time out and drain; subclasses say what ``adopt``, ``readable`` and
@@ -223,37 +221,43 @@ class Worker:
                 draining = True
                 self.start_drain(poller, self.adopt)
                 continue
-            events = poller.poll(self.poll_timeout())
+            events = poller.poll(self.before_poll())
             now = monotonic()
             for fd, _ in events:
                 conn = connections.get(fd)
                 if conn is not None:
                     self.readable(conn)
-                elif fd in poller.sources:
-                    conn = self.take(poller.sources[fd], now)
+                elif fd in poller.listeners:
+                    conn = self.accept(poller.listeners[fd], now)
+                    if conn is not None:
+                        if len(connections) >= self.settings.worker_connections:
+                            self.reclaim()
+                        self.adopt(conn)
+                elif fd == poller.channel_fd:
+                    conn = self.take_over(now)
                     if conn is not None:
                         self.adopt(conn)
                 else:
                     poller.is_wake(fd)
             if now >= self.next_housekeeping:
                 self.housekeeping(now, connections)
-            if self.alive:
+            if self.alive and not self.evacuating:
                 poller.set_accepting(self.can_accept(now))
+                poller.set_taking(self.can_take())
 
-    def poll_timeout(self) -> float:
+    def can_take(self) -> bool:
+        """Whether to watch the hand-off channel: connections there have a request waiting, so
+        only a worker that can run one now takes them (whatever its number of connections)."""
+        return True
+
+    def before_poll(self) -> float:
+        """Work due before the loop waits again; returns how long it may wait."""
         # A worker held back by the balance rule looks at its siblings again soon: one of them may
         # have become busy, and new connections must not wait for it.
-        if self.alive and not self.poller.accepting:
+        poller = self.poller
+        if self.alive and not self.evacuating and not (poller.accepting and (poller.taking or self.channel is None)):
             return BALANCE_INTERVAL
         return HOUSEKEEPING_INTERVAL
-
-    def take(self, source: Any, now: float) -> Connection | None:
-        if source is self.channel:
-            return self.take_over(now)
-        conn = self.accept(source, now)
-        if conn is not None and len(self.connections) >= self.settings.worker_connections:
-            self.reclaim()
-        return conn
 
     def adopt(self, conn: Connection) -> None:
         """A connection just accepted: serve it or park it in ``self.connections``."""
@@ -335,6 +339,9 @@ class Worker:
 
     def evacuate(self, now: float, keep: Connection | None = None) -> None:
         """The master is about to kill this worker: hand every parked connection to a sibling."""
+        self.evacuating = True
+        self.poller.set_accepting(False)
+        self.poller.set_taking(False)
         for conn in list(self.connections.values()):
             if conn is not keep and not conn.busy:
                 self.hand_off(conn, now)
@@ -356,11 +363,12 @@ class Worker:
         self.board.set_state(self.index, sb.DRAINING)
         self._set_title("draining")
         poller.set_accepting(False)
+        poller.set_taking(False)
         now = monotonic()
         for listener in self.listeners:
             while (conn := self.accept(listener, now)) is not None:
                 adopt(conn)
-            poller.drop_source(listener.sock.fileno())
+            poller.drop_listener(listener.sock.fileno())
             listener.sock.close()
         if self.channel is not None:
             while (conn := self.take_over(now)) is not None:

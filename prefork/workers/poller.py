@@ -17,35 +17,51 @@ from __future__ import annotations
 import os
 import select
 import signal
+from typing import Any
 
 LISTEN_EVENTS = select.EPOLLIN | select.EPOLLEXCLUSIVE
 ONESHOT = select.EPOLLIN | select.EPOLLONESHOT
 
 
 class Poller:
-    def __init__(self, sources: dict[int, object]) -> None:
-        """``sources``: fd -> listening socket or hand-off channel, watched while accepting."""
+    def __init__(self, listeners: dict[int, Any], channel: Any = None) -> None:
+        """``listeners``: fd -> listening socket; ``channel``: the hand-off channel, or None."""
         self.epoll = select.epoll()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.wake_w)
         self.epoll.register(self.wake_r, select.EPOLLIN)
-        self.sources = sources
+        self.listeners = listeners
+        self.channel_fd = channel.fd if channel is not None else -1
         self.accepting = False
+        self.taking = False
         self.set_accepting(True)
+        self.set_taking(channel is not None)
 
     def set_accepting(self, accepting: bool) -> None:
+        """Watch the listening sockets or not."""
         if accepting == self.accepting:
             return
         self.accepting = accepting
-        for fd in self.sources:
+        for fd in self.listeners:
             if accepting:
                 self.epoll.register(fd, LISTEN_EVENTS)
             else:
                 self.epoll.unregister(fd)
 
-    def drop_source(self, fd: int) -> None:
-        """Stop watching a source for good (a closed listener)."""
-        if self.sources.pop(fd, None) is not None and self.accepting:
+    def set_taking(self, taking: bool) -> None:
+        """Watch the hand-off channel or not."""
+        taking = taking and self.channel_fd >= 0
+        if taking == self.taking:
+            return
+        self.taking = taking
+        if taking:
+            self.epoll.register(self.channel_fd, LISTEN_EVENTS)
+        else:
+            self.epoll.unregister(self.channel_fd)
+
+    def drop_listener(self, fd: int) -> None:
+        """Stop watching a listening socket for good (closed on a graceful stop)."""
+        if self.listeners.pop(fd, None) is not None and self.accepting:
             self.epoll.unregister(fd)
 
     def watch(self, fd: int, events: int = select.EPOLLIN) -> None:

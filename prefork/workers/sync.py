@@ -23,12 +23,11 @@ from .. import scoreboard as sb
 from ..conn import Connection
 from ..http.parser import RequestHead
 from .base import Worker
-from .poller import Poller
 
 
 class SyncWorker(Worker):
     def run_loop(self) -> None:
-        poller = Poller(self.sources())
+        poller = self.make_poller()
         self.poller = poller
         self.owner = threading.Lock()
         self.owner.acquire()

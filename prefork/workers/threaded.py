@@ -36,7 +36,6 @@ from ..conn import Connection
 from ..http.errors import HTTPError
 from ..http.parser import RequestHead
 from .base import HOUSEKEEPING_INTERVAL, Worker
-from .poller import Poller
 
 SLOW_HEAD = 0.5  # seconds a head may take to arrive before its connection is read in batches
 
@@ -45,7 +44,7 @@ class ThreadedWorker(Worker):
     multithread = True
 
     def run_loop(self) -> None:
-        self.poller = Poller(self.sources())
+        self.poller = self.make_poller()
         # complete heads for which no thread was free: (since, connection, head, bytes it came from)
         self.waiting: deque[tuple[float, Connection, RequestHead, bytes]] = deque()
         self.jobs: queue.SimpleQueue[tuple[Connection, RequestHead] | None] = queue.SimpleQueue()
@@ -64,17 +63,19 @@ class ThreadedWorker(Worker):
     # -- event-loop thread ----------------------------------------------------------------------------
 
     def can_accept(self, now: float) -> bool:
-        if self.waiting:
-            self._dispatch_waiting(now)
-            if self.waiting:
-                return False
-        return super().can_accept(now) and self.jobs.qsize() < self.settings.threads
+        return not self.waiting and super().can_accept(now) and self.jobs.qsize() < self.settings.threads
 
-    def poll_timeout(self) -> float:
-        if self.waiting:  # wake when the oldest waiting head is due for hand-off
-            due = self.waiting[0][0] + self.settings.handoff_delay - monotonic()
-            return min(max(due, 0.001), HOUSEKEEPING_INTERVAL)
-        return super().poll_timeout()
+    def can_take(self) -> bool:
+        return not self.waiting and self._free_threads() > 0
+
+    def before_poll(self) -> float:
+        if self.waiting:
+            now = monotonic()
+            self._dispatch_waiting(now)
+            if self.waiting:  # wake when the oldest waiting head is due for hand-off
+                due = self.waiting[0][0] + self.settings.handoff_delay - now
+                return min(max(due, 0.001), HOUSEKEEPING_INTERVAL)
+        return super().before_poll()
 
     def housekeeping(self, now: float, connections: dict[int, Connection]) -> None:
         super().housekeeping(now, connections)  # first: drops the heads past --header-timeout

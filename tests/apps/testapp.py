@@ -181,6 +181,13 @@ def closing(environ, start_response):
     return _Closing([b"a", b"b"])
 
 
+def bytes_(environ, start_response):
+    """``/bytes?N``: N bytes in 64 KiB pieces, no Content-Length (a long download)."""
+    size = int(environ.get("QUERY_STRING") or "65536")
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return (b"x" * min(65536, size - offset) for offset in range(0, size, 65536))
+
+
 def pid(environ, start_response):
     return _ok(start_response, str(os.getpid()).encode())
 
@@ -194,7 +201,7 @@ def crash_worker(environ, start_response):
     os._exit(1)
 
 
-ROUTES = {name.replace("_", "-"): func for name, func in list(globals().items()) if callable(func)
+ROUTES = {name.strip("_").replace("_", "-"): func for name, func in list(globals().items()) if callable(func)
           and not name.startswith("_") and getattr(func, "__module__", None) == __name__}
 
 
