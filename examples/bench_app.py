@@ -6,6 +6,8 @@
 /file    a 1 MiB file through wsgi.file_wrapper (sendfile where the server supports it)
 /post    reads the whole request body and answers its length
 /sleep   waits 10 ms (as on a database) before answering
+/slow    waits 1 s (the slow endpoint of benchmarks/headofline.py)
+/pid     the serving process's id (to see how requests split over workers)
 """
 
 import json
@@ -43,5 +45,12 @@ def app(environ, start_response):
         time.sleep(0.010)
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"slept 10 ms"]
+    if path == "/slow":
+        time.sleep(1.0)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"slept 1 s"]
+    if path == "/pid":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(os.getpid()).encode()]
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"Hello, World!"]
