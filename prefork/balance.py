@@ -5,6 +5,9 @@ Called by a worker's event loop (no system calls here, so the rules have fast un
   than the least-loaded sibling that could take one now, plus ``ACCEPT_SLACK``. Every worker with the
   fewest connections keeps accepting, so some worker always accepts; siblings that are saturated
   (a sync worker inside the application, a threaded worker with every thread busy) do not count.
+- ``surplus``: kept-alive connections stay with the worker that accepted them, so a worker holding
+  more than its share (connections opened together, or moved to it while a sibling was busy) gives
+  half of its lead over the least-loaded sibling back through the hand-off channel, idle ones only.
 - ``reclaim_candidate``: at ``--worker-connections``, the idle keep-alive connection that has waited
   longest makes room for a new client.
 - ``write_too_slow``: the minimum-rate rule for a response a client reads slowly.
@@ -29,6 +32,14 @@ def should_accept(mine: int, siblings: Iterable[int], slack: int = ACCEPT_SLACK)
     if mine <= slack:
         return True
     return mine <= min(siblings, default=mine) + slack
+
+
+def surplus(mine: int, siblings: list[int], slack: int = ACCEPT_SLACK) -> int:
+    """How many idle connections a worker holding ``mine`` should hand to its siblings."""
+    if not siblings:
+        return 0
+    lead = mine - min(siblings)
+    return lead // 2 if lead > 2 * slack else 0
 
 
 def reclaim_candidate(connections: Iterable[Any]) -> Any | None:

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from prefork import scoreboard as sb
-from prefork.balance import client_io_timeout, reclaim_candidate, should_accept, write_too_slow
+from prefork.balance import client_io_timeout, reclaim_candidate, should_accept, surplus, write_too_slow
 from prefork.handoff import Channel, Parcel, decode, encode
 
 
@@ -23,6 +23,12 @@ from prefork.handoff import Channel, Parcel, decode, encode
 ])
 def test_should_accept(mine, siblings, verdict):
     assert should_accept(mine, siblings) is verdict
+
+
+@pytest.mark.parametrize(("mine", "siblings", "excess"), [
+    (40, [0, 0, 0], 20), (3, [0], 0), (2, [], 0), (10, [4, 9], 3), (6, [5], 0)])
+def test_surplus_hands_back_half_the_lead(mine, siblings, excess):
+    assert surplus(mine, siblings) == excess
 
 
 def conn(**fields):

@@ -32,7 +32,7 @@ from time import monotonic
 from typing import Any
 
 from .. import scoreboard as sb
-from ..balance import BALANCE_INTERVAL, reclaim_candidate, should_accept
+from ..balance import BALANCE_INTERVAL, reclaim_candidate, should_accept, surplus
 from ..conn import Connection
 from ..handoff import ADDRESS_KEYS, Channel, Parcel
 from ..hooks import call_hook
@@ -52,6 +52,7 @@ from .poller import Poller
 
 EXIT_BOOT_FAILED = 3  # the master reads this exit status as "the application could not load"
 HOUSEKEEPING_INTERVAL = 0.5
+TAKE_PAUSE = 0.1  # seconds a worker that handed connections off leaves them to its siblings
 
 
 class Worker:
@@ -99,6 +100,7 @@ class Worker:
         self.published_connections = -1  # the count last written to the scoreboard
         self.balance = (-1, 0.0, True)  # (connections, time, verdict) of the last look at the siblings
         self.evacuating = False  # the master asked for our connections: it is about to kill us
+        self.take_paused_until = 0.0  # no taking from the hand-off channel before (after we gave)
 
     # -- process life (main thread) ---------------------------------------------------------------
 
@@ -243,12 +245,13 @@ class Worker:
                 self.housekeeping(now, connections)
             if self.alive and not self.evacuating:
                 poller.set_accepting(self.can_accept(now))
-                poller.set_taking(self.can_take())
+                poller.set_taking(self.can_take(now))
 
-    def can_take(self) -> bool:
+    def can_take(self, now: float) -> bool:
         """Whether to watch the hand-off channel: connections there have a request waiting, so
-        only a worker that can run one now takes them (whatever its number of connections)."""
-        return True
+        only a worker that can run one now takes them (whatever its number of connections); and
+        not just after it gave some away, or it would take its own back before a sibling woke."""
+        return now >= self.take_paused_until
 
     def before_poll(self) -> float:
         """Work due before the loop waits again; returns how long it may wait."""
@@ -307,6 +310,8 @@ class Worker:
                         now - conn.head_since if conn.head_since else -1.0)
         if not channel.send(conn.sock, parcel):
             return False
+        self.take_paused_until = now + TAKE_PAUSE
+        self.poller.set_taking(False)
         self.connections.pop(conn.fd, None)
         self.poller.forget(conn.fd)
         conn.detach()
@@ -336,6 +341,16 @@ class Worker:
             return conn
         conn.close()
         return None
+
+    def rebalance(self, now: float) -> None:
+        """Give idle kept-alive connections to siblings while this worker is well ahead of them."""
+        excess = surplus(len(self.connections), self.board.sibling_loads(self.index))
+        if not excess:
+            return
+        idle = [conn for conn in self.connections.values()
+                if not (conn.busy or conn.head_since or conn.buf) and conn.requests]
+        for conn in idle[:excess]:
+            self.hand_off(conn, now)
 
     def evacuate(self, now: float, keep: Connection | None = None) -> None:
         """The master is about to kill this worker: hand every parked connection to a sibling."""
@@ -385,6 +400,8 @@ class Worker:
         self.board.beat(self.index, self.liveness(now))
         if self.board.asked(self.index) == sb.EVACUATE:
             self.evacuate(now)
+        elif self.alive and self.channel is not None:
+            self.rebalance(now)
         self.board.count_request(self.index, self.requests)
         if self.alive:
             self._set_title(self.describe(now))

@@ -65,8 +65,8 @@ class ThreadedWorker(Worker):
     def can_accept(self, now: float) -> bool:
         return not self.waiting and super().can_accept(now) and self.jobs.qsize() < self.settings.threads
 
-    def can_take(self) -> bool:
-        return not self.waiting and self._free_threads() > 0
+    def can_take(self, now: float) -> bool:
+        return not self.waiting and self._free_threads() > 0 and super().can_take(now)
 
     def before_poll(self) -> float:
         if self.waiting:
