@@ -101,6 +101,9 @@ class Worker:
         self.balance = (-1, 0.0, True)  # (connections, time, verdict) of the last look at the siblings
         self.evacuating = False  # the master asked for our connections: it is about to kill us
         self.take_paused_until = 0.0  # no taking from the hand-off channel before (after we gave)
+        self.gates_due = 0.0  # when update_gates runs next (also whenever the connection count changes)
+        self.gates_count = -1
+        self.poll_wait = HOUSEKEEPING_INTERVAL
 
     # -- process life (main thread) ---------------------------------------------------------------
 
@@ -243,9 +246,23 @@ class Worker:
                     poller.is_wake(fd)
             if now >= self.next_housekeeping:
                 self.housekeeping(now, connections)
-            if self.alive and not self.evacuating:
-                poller.set_accepting(self.can_accept(now))
-                poller.set_taking(self.can_take(now))
+            if self.alive and (now >= self.gates_due or len(connections) != self.gates_count):
+                self.update_gates(now)
+
+    def update_gates(self, now: float) -> None:
+        """Decide whether to watch the listeners and the hand-off channel. Runs when the number of
+        connections changed or BALANCE_INTERVAL passed, not at every turn of a busy loop."""
+        self.gates_count = len(self.connections)
+        self.gates_due = now + BALANCE_INTERVAL
+        if self.evacuating:
+            return
+        poller = self.poller
+        poller.set_accepting(self.can_accept(now))
+        poller.set_taking(self.can_take(now))
+        # A worker held back looks at its siblings again soon: one of them may have become busy,
+        # and new connections must not wait for it.
+        held_back = not poller.accepting or (self.channel is not None and not poller.taking)
+        self.poll_wait = BALANCE_INTERVAL if held_back else HOUSEKEEPING_INTERVAL
 
     def can_take(self, now: float) -> bool:
         """Whether to watch the hand-off channel: connections there have a request waiting, so

@@ -65,6 +65,10 @@ class ThreadedWorker(Worker):
     def can_accept(self, now: float) -> bool:
         return not self.waiting and super().can_accept(now) and self.jobs.qsize() < self.settings.threads
 
+    def update_gates(self, now: float) -> None:
+        super().update_gates(now)
+        self.gates_due = 0.0  # free threads and queued heads change with every request: look each turn
+
     def can_take(self, now: float) -> bool:
         return not self.waiting and self._free_threads() > 0 and super().can_take(now)
 
