@@ -26,7 +26,7 @@ def test_should_accept(mine, siblings, verdict):
 
 
 @pytest.mark.parametrize(("mine", "siblings", "excess"), [
-    (40, [0, 0, 0], 20), (3, [0], 0), (2, [], 0), (10, [4, 9], 3), (6, [5], 0)])
+    (40, [0, 0, 0], 20), (3, [0], 1), (2, [0], 0), (2, [], 0), (10, [4, 9], 3), (6, [5], 0)])
 def test_surplus_hands_back_half_the_lead(mine, siblings, excess):
     assert surplus(mine, siblings) == excess
 

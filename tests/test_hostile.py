@@ -1,0 +1,133 @@
+"""Issue G: defects found by fuzzing and attacks from outside, each with the input that showed it."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from helpers import request
+from prefork.body import Input, LengthBody
+from prefork.http.errors import HTTPError
+from prefork.http.parser import Limits, _known_names, parse_head
+from prefork.http.response import app_head
+
+LIMITS = Limits()
+
+
+def verdict(raw: bytes, limits: Limits = LIMITS):
+    try:
+        parsed = parse_head(raw, limits)
+    except HTTPError as exc:
+        return int(exc.status[:3])
+    return parsed if parsed is None else parsed[0]
+
+
+def test_leading_empty_lines_are_bounded():  # G1
+    started = time.process_time()
+    assert verdict(b"\r\n" * 1_000_000) == 400
+    assert time.process_time() - started < 0.05
+    head = verdict(b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")  # a few stay allowed (RFC 9112 §2.2)
+    assert head.method == "GET"
+
+
+@pytest.mark.parametrize("coding", ["chunked\xa0", "\xa0chunked", "chunked\x85", "\x85chunked"])
+def test_only_sp_and_htab_are_optional_whitespace_in_transfer_encoding(coding):  # G2
+    raw = f"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {coding}\r\n\r\n".encode("latin-1")
+    assert verdict(raw) in (400, 501)
+
+
+@pytest.mark.parametrize("value", ["close\xa0", "\x85close"])
+def test_connection_tokens_do_not_strip_non_ows(value):  # G2 (the same audit)
+    head = verdict(f"GET / HTTP/1.1\r\nHost: a\r\nConnection: {value}\r\n\r\n".encode("latin-1"))
+    assert head.keep_alive  # not a "close" token
+
+
+def test_a_field_line_without_colon_is_refused_even_when_its_name_is_cached():  # G3
+    verdict(b"GET / HTTP/1.1\r\nHost: a\r\nX-Anything: 1\r\n\r\n")
+    assert "Host" in _known_names and "X-Anything" in _known_names
+    assert verdict(b"GET / HTTP/1.1\r\nHost: a\r\nHost\r\n\r\n") == 400
+    assert verdict(b"GET / HTTP/1.1\r\nHost: a\r\nX-Anything\r\n\r\n") == 400
+
+
+@pytest.mark.parametrize("raw", [b"GET / HTTP/1.1\r\nHost: :80\r\n\r\n", b"GET http://:80/x HTTP/1.1\r\nHost: a\r\n\r\n"])
+def test_an_empty_host_is_refused(raw):  # G5
+    assert verdict(raw) == 400
+
+
+def test_repeated_content_type_is_refused():  # G7
+    raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Type: text/html\r\n\r\n"
+    assert verdict(raw) == 400
+
+
+def test_app_status_without_reason_gets_its_space_and_header_values_lose_leading_ows():  # G20
+    head = app_head("200", [("Set-Cookie", "  csrftoken=x"), ("X-A", "\tv")])
+    assert head.status_line == b"HTTP/1.1 200 \r\n"
+    assert b"Set-Cookie: csrftoken=x\r\n" in head.block and b"X-A: v\r\n" in head.block
+
+
+class FakeConnection:
+    """Enough of a Connection for body reads: hands out the body in 64 KiB pieces."""
+
+    def __init__(self, size: int, newline: bool = True) -> None:
+        self.buf = b""
+        self.left = size
+        self.piece = (b"x" * 1023 + b"\n") * 64 if newline else b"x" * 65536
+
+    def consume(self, n: int) -> None:
+        self.buf = self.buf[n:]
+
+    def recv(self, size: int) -> bytes:
+        n = min(size, self.left, len(self.piece))
+        self.left -= n
+        return self.piece[:n]
+
+
+@pytest.mark.parametrize("how", ["read", "readline"])
+def test_body_reads_are_linear(how):  # G10: CPU for 4x the size stays near 4x, not 16x
+    def cost(size: int) -> float:
+        body = Input(LengthBody(FakeConnection(size, newline=how == "read"), size), None)
+        started = time.process_time()
+        data = body.read(size) if how == "read" else body.readline()
+        assert len(data) == size
+        return time.process_time() - started
+
+    small, large = min(cost(4 << 20) for _ in range(3)), min(cost(16 << 20) for _ in range(3))
+    assert large < small * 8 + 0.02, (small, large)
+
+
+def test_path_info_never_comes_from_a_header(fresh_server):  # G14
+    raw = b"GET /environ-json HTTP/1.1\r\nHost: t\r\nPATH_INFO: /admin\r\nConnection: close\r\n\r\n"
+    env = json.loads(request(fresh_server("--forwarder-headers", "SCRIPT_NAME,PATH_INFO"), raw).body)
+    assert env["PATH_INFO"] == "/environ-json"
+
+
+def test_a_script_name_header_that_does_not_prefix_the_path_is_refused(fresh_server):  # G14
+    raw = b"GET /environ-json HTTP/1.1\r\nHost: t\r\nSCRIPT_NAME: /app\r\nConnection: close\r\n\r\n"
+    assert request(fresh_server(), raw).status == 400
+
+
+def test_script_name_from_the_server_environment_is_stripped_from_the_path(fresh_server):  # G15
+    server = fresh_server(env={"SCRIPT_NAME": "/app"})
+    raw = b"GET /app/environ-json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    env = json.loads(request(server, raw).body)
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/app", "/environ-json")
+
+
+def test_absolute_form_replaces_http_host_too(fresh_server):  # G5
+    raw = b"GET http://example.org:8080/environ-json HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n"
+    env = json.loads(request(fresh_server(), raw).body)
+    assert (env["HTTP_HOST"], env["SERVER_NAME"], env["SERVER_PORT"]) == ("example.org:8080", "example.org", "8080")
+
+
+def test_pidfile_is_written_through_an_exclusive_random_temporary_file(tmp_path, fresh_server):  # G17
+    pidfile = tmp_path / "prefork.pid"
+    target = tmp_path / "victim"
+    target.write_text("precious")
+    for guess in range(os.getpid(), os.getpid() + 200):  # the old predictable names, planted
+        (tmp_path / f"prefork.pid.{guess}.tmp").symlink_to(target)
+    server = fresh_server("-p", str(pidfile))
+    assert pidfile.read_text().strip() == str(server.pid)
+    assert target.read_text() == "precious"
