@@ -97,13 +97,20 @@ class Input:
             self._buf = b""
             return b"".join(parts)
         buf = self._buf
-        while len(buf) < size:
-            chunk = self._fill(size - len(buf))
+        if len(buf) >= size:
+            self._buf = buf[size:]
+            return buf[:size]
+        parts = [buf]
+        have = len(buf)
+        while have < size:  # pieces joined once: linear in the body size
+            chunk = self._fill(size - have)
             if not chunk:
                 break
-            buf = buf + chunk if buf else chunk
-        self._buf = buf[size:]
-        return buf[:size]
+            parts.append(chunk)
+            have += len(chunk)
+        data = b"".join(parts)
+        self._buf = data[size:]
+        return data[:size]
 
     @property
     def done(self) -> bool:
@@ -113,21 +120,20 @@ class Input:
     def readline(self, size: int | None = -1) -> bytes:
         limit = -1 if size is None else size
         buf = self._buf
-        start = 0
-        while True:
-            eol = buf.find(b"\n", start)
-            if eol >= 0:
-                end = eol + 1
-                break
-            if 0 <= limit <= len(buf):
-                end = limit
-                break
-            start = len(buf)
-            chunk = self._fill(8192)
-            if not chunk:
-                end = len(buf)
-                break
-            buf += chunk
+        eol = buf.find(b"\n")
+        if eol < 0 and not 0 <= limit <= len(buf):
+            grown = bytearray(buf)  # grows in place: linear however long the line
+            while True:
+                start = len(grown)
+                chunk = self._fill(65536)
+                if not chunk:
+                    break
+                grown += chunk
+                eol = grown.find(b"\n", start)
+                if eol >= 0 or 0 <= limit <= len(grown):
+                    break
+            buf = bytes(grown)
+        end = eol + 1 if eol >= 0 else len(buf)
         if 0 <= limit < end:
             end = limit
         self._buf = buf[end:]

@@ -45,7 +45,7 @@ class Connection:
     min_write_rate = 0.0  # bytes/s a client that fell behind must keep reading at; 0 = no minimum
     write_grace = 30.0  # seconds a client may be behind before the minimum rate applies
     __slots__ = ("sock", "fd", "buf", "environ", "idle_since", "head_since", "requests", "linger", "busy", "trusted",
-                 "proxy_header_pending", "behind_since", "behind_sent")
+                 "proxy_header_pending", "behind_since", "behind_sent", "scanned")
 
     def __init__(self, sock: socket.socket, environ: dict, now: float) -> None:
         self.sock = sock
@@ -61,6 +61,7 @@ class Connection:
         self.proxy_header_pending = False  # a PROXY protocol header must come first (--proxy-protocol)
         self.behind_since = 0.0  # when the client last stopped keeping up with our writes; 0 = it keeps up
         self.behind_sent = 0  # bytes it took since then
+        self.scanned = 0  # bytes of buf an earlier parse found to be an incomplete head
 
     @classmethod
     def configure(cls, progress: Callable[[], None], min_write_rate: float, write_grace: float) -> None:

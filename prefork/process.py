@@ -5,11 +5,13 @@ Linux-specific calls (prctl) go through ctypes and degrade to no-ops elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import grp
 import os
 import pwd
 import signal
+import tempfile
 
 PR_SET_PDEATHSIG = 1
 M_TRIM_THRESHOLD = -1  # glibc mallopt parameters
@@ -48,10 +50,25 @@ def tune_malloc() -> None:
 
 
 def write_pidfile(path: str) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(f"{os.getpid()}\n")
-    os.replace(tmp, path)
+    """Atomically (rename) through a temporary file with a random name, created exclusively: a name
+    planted in advance (a symlink) can neither be guessed nor followed by a root master."""
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp",
+                               dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        os.chmod(tmp, 0o644 & ~_current_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def remove_pidfile(path: str) -> None:

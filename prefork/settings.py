@@ -176,7 +176,9 @@ SETTINGS: tuple[Setting, ...] = (
             "in environ['prefork.peer_addr'].", "proxy", flag=True),
     Setting("forwarder_headers", ("--forwarder-headers",), "SCRIPT_NAME,PATH_INFO", "Header names (with "
             "underscores) a trusted proxy may use to set these environ keys directly; from anyone else they "
-            "are dropped like every header name with an underscore.", "proxy", str, "NAMES"),
+            "are dropped like every header name with an underscore. PATH_INFO is accepted as a name (gunicorn's "
+            "default) but never taken from a header: it would route around the proxy's access rules. "
+            "SCRIPT_NAME must prefix the request path (400 otherwise).", "proxy", str, "NAMES"),
     Setting("proxy_protocol", ("--proxy-protocol",), False, "Expect a PROXY protocol header (v1 or v2) at "
             "the start of every connection from --proxy-allow-ips; REMOTE_ADDR/REMOTE_PORT come from it.",
             "proxy", flag=True),

@@ -18,7 +18,7 @@ from urllib.parse import unquote_to_bytes
 
 from .body import EMPTY_INPUT, ChunkedBody, Input, LengthBody
 from .conn import ClientDisconnected, Connection
-from .http.errors import HTTPError, InternalServerError
+from .http.errors import BadRequest, HTTPError, InternalServerError
 from .http.framing import ChunkedDecoder
 from .http.parser import Limits, RequestHead
 from .http.response import (
@@ -235,7 +235,7 @@ class WSGIHandler:
         self.request_ids = RequestIds()
         self.forwarder_headers: frozenset[str] = frozenset()  # e.g. SCRIPT_NAME, from trusted peers
         self.base = {
-            "SCRIPT_NAME": "",
+            "SCRIPT_NAME": os.environ.get("SCRIPT_NAME", "").rstrip("/"),  # mounted below a prefix, as gunicorn
             "SERVER_SOFTWARE": server_software,
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": "http",
@@ -247,7 +247,7 @@ class WSGIHandler:
             "wsgi.file_wrapper": FileWrapper,
         }
         self._keys: dict[str, str] = {}  # header name as sent -> environ key ("" = dropped)
-        self._hosts: dict[str, tuple[str, str]] = {}  # Host value -> (SERVER_NAME, SERVER_PORT)
+        self._hosts: dict[str, tuple[str, str]] = {}  # Host value -> (SERVER_NAME, SERVER_PORT or "")
 
     def connection_environ(self, peer: Any, server: Any, scheme: str = "http") -> dict:
         """The part of the environ fixed for a connection's lifetime, built once at accept."""
@@ -283,7 +283,7 @@ class WSGIHandler:
             key = keys.get(name)
             if key is None:
                 key = _environ_key(name)
-                if len(keys) < 4096:
+                if len(keys) < 4096 and len(name) <= 64:
                     keys[name] = key
             if not key:
                 if conn.trusted and name.upper() in self.forwarder_headers:  # --forwarder-headers
@@ -296,12 +296,19 @@ class WSGIHandler:
             if key in proxy_keys:
                 from_proxy = True
         if head.host:
-            env["SERVER_NAME"], env["SERVER_PORT"] = self._server_from_host(head.host)
+            # The target's authority (absolute-form) overrides Host for both keys frameworks read.
+            env["HTTP_HOST"] = head.host
+            name, port = self._server_from_host(head.host)
+            env["SERVER_NAME"] = name
+            env["SERVER_PORT"] = port or ("443" if env["wsgi.url_scheme"] == "https" else "80")
         if from_proxy:
             self.proxy.apply(env)
         script_name = env["SCRIPT_NAME"]
-        if script_name and env["PATH_INFO"].startswith(script_name):  # set by a trusted forwarder header
-            env["PATH_INFO"] = env["PATH_INFO"][len(script_name):]
+        if script_name:  # from the server's environment, or a trusted forwarder header
+            path = env["PATH_INFO"]
+            if path != script_name and not path.startswith(script_name + "/"):
+                raise BadRequest(f"request path outside SCRIPT_NAME {script_name}")
+            env["PATH_INFO"] = path[len(script_name):]
         return env
 
     def _server_from_host(self, host: str) -> tuple[str, str]:
@@ -313,8 +320,8 @@ class WSGIHandler:
                 port = port[1:]
             else:
                 name, _, port = host.partition(":")
-            cached = (name, port or "80")
-            if len(self._hosts) < 256:
+            cached = (name, port)
+            if len(self._hosts) < 256 and len(host) <= 255:
                 self._hosts[host] = cached
         return cached
 

@@ -110,10 +110,13 @@ def test_a_script_name_header_that_does_not_prefix_the_path_is_refused(fresh_ser
 
 
 def test_script_name_from_the_server_environment_is_stripped_from_the_path(fresh_server):  # G15
-    server = fresh_server(env={"SCRIPT_NAME": "/app"})
+    server = fresh_server(env={"SCRIPT_NAME": "/app"}, wait=False)
+    server.wait_log("Booted worker")
     raw = b"GET /app/environ-json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
     env = json.loads(request(server, raw).body)
     assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/app", "/environ-json")
+    outside = request(server, b"GET /elsewhere HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert outside.status == 400
 
 
 def test_absolute_form_replaces_http_host_too(fresh_server):  # G5
@@ -131,3 +134,79 @@ def test_pidfile_is_written_through_an_exclusive_random_temporary_file(tmp_path,
     server = fresh_server("-p", str(pidfile))
     assert pidfile.read_text().strip() == str(server.pid)
     assert target.read_text() == "precious"
+
+
+def feed(raw: bytes, sizes: list[int], limits: Limits = LIMITS):
+    """Feed ``raw`` in pieces as a connection does (resuming with ``scanned``); the verdict."""
+    buf = b""
+    scanned = pos = 0
+    try:
+        for size in [*sizes, len(raw)]:
+            buf += raw[pos:pos + size]
+            pos += size
+            parsed = parse_head(buf, limits, scanned)
+            if parsed is not None:
+                return parsed[0].method
+            scanned = len(buf)
+    except HTTPError as exc:
+        return int(exc.status[:3])
+    return None
+
+
+@pytest.mark.parametrize("raw", [
+    b"GET /" + b"a" * (4094 - 15) + b" HTTP/1.1\r\nHost: a\r\n\r\n",  # request line of exactly 4094
+    b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"v" * (8190 - 3) + b"\r\n\r\n",  # field line of exactly 8190
+    b"GET /" + b"a" * (4094 - 14) + b" HTTP/1.1\r\nHost: a\r\n\r\n",  # one over
+    b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"v" * (8190 - 2) + b"\r\n\r\n",
+])
+def test_the_verdict_does_not_depend_on_where_tcp_cut_the_bytes(raw):  # G4
+    whole = feed(raw, [])
+    cuts = [i + 1 for i in range(len(raw)) if raw[i:i + 1] == b"\r"]  # just after each CR
+    for cut in cuts:
+        assert feed(raw, [cut]) == whole, cut
+    assert feed(raw, [1] * 200 + [4000, 1, 1]) == whole
+
+
+@pytest.mark.parametrize(("size_line", "trailer"), [(b"1" * 16, b"X: " + b"v" * 8187), (b"1" * 17, b"X: " + b"v" * 8188)])
+def test_chunk_and_trailer_line_verdicts_do_not_depend_on_the_split(size_line, trailer):  # G4
+    from prefork.http.framing import ChunkedDecoder
+
+    for body in (size_line + b"\r\n", b"0\r\n" + trailer + b"\r\n\r\n"):
+        def run(cut: int | None, body=body):
+            decoder = ChunkedDecoder(0, 100, 8190)
+            buf = b""
+            try:
+                for piece in ([body] if cut is None else [body[:cut], body[cut:]]):
+                    buf += piece
+                    _, used = decoder.decode(buf)
+                    buf = buf[used:]
+            except HTTPError as exc:
+                return int(exc.status[:3])
+            return "ok"
+
+        whole = run(None)
+        assert all(run(i + 1) == whole for i in range(len(body)) if body[i:i + 1] == b"\r"), body[:20]
+
+
+def test_bare_lf_or_a_proxy_line_is_refused_before_the_head_completes():  # G6
+    assert verdict(b"GET / HTTP/1.1\r\nHost: a\nX-A: b\r\n") == 400
+    assert verdict(b"GET / HTTP/1.1\r\nHost: a\rX") == 400
+    assert verdict(b"PROXY TCP4 192.0.2.1 192.0.2.2 1 2\r\nGET / HT") == 400
+
+
+def test_a_head_sent_byte_by_byte_costs_linear_time():  # G8
+    def cost(fields: int) -> float:
+        raw = b"GET / HTTP/1.1\r\nHost: a\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 100) for i in range(fields))
+        limits = Limits(max_fields=1000)
+        started = time.process_time()
+        assert feed(raw + b"\r\n", [1] * len(raw), limits) == "GET"
+        return time.process_time() - started
+
+    small, large = min(cost(100) for _ in range(2)), min(cost(400) for _ in range(2))
+    assert large < small * 8, (small, large)  # quadratic would be 16x
+
+
+def test_attacker_chosen_names_do_not_grow_the_name_cache():  # G9
+    for i in range(50):
+        verdict(b"GET / HTTP/1.1\r\nHost: a\r\n" + b"X" * 8000 + b"%d: v\r\n\r\n" % i)
+    assert max(len(name) for name in _known_names) <= 64

@@ -75,8 +75,15 @@ class ChunkedDecoder:
         return b"".join(out), pos
 
     def _check_partial_line(self, buf: bytes, pos: int) -> None:
-        limit = MAX_CHUNK_LINE if self.state == SIZE else (self.max_field_size or MAX_CHUNK_LINE)
-        if len(buf) - pos > limit:
+        # A CR at the very end may be the start of the line's CRLF: it does not count, so the verdict
+        # is the same whatever the split (the complete line is measured without its CRLF).
+        pending = len(buf) - pos - (buf[-1:] == b"\r")
+        if self.state == SIZE:
+            if pending > MAX_CHUNK_LINE:
+                raise BadRequest("chunk line too long")
+        elif pending > (self.max_field_size or MAX_CHUNK_LINE):
+            if self.max_field_size:
+                raise HeaderFieldsTooLarge("trailer field too large")
             raise BadRequest("chunk line too long")
         if buf.find(b"\n", pos) >= 0:
             raise BadRequest("bare LF in chunked framing")

@@ -26,8 +26,13 @@ FIELD_LINE_RE = re.compile(rf"({TOKEN}):[ \t]*({FIELD_VALUE})")
 FIELD_VALUE_RE = re.compile(FIELD_VALUE)
 TOKEN_RE = re.compile(TOKEN)
 
-# RFC 9110 §7.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ]; empty is allowed.
-HOST_RE = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
+# RFC 9110 §7.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ]. The host name must not be empty
+# (an empty Host field value is handled before this pattern).
+HOST_RE = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]*)?")
+
+# A CR not followed by LF, or an LF not preceded by CR (search, not fullmatch): RFC 9112 §2.2 lets a
+# server refuse bare CR/LF; we do, at once, even before the head is complete.
+BARE_EOL_RE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 
 # RFC 9112 §3.2.2: absolute-form; only http and https make sense for a WSGI origin server.
 ABSOLUTE_FORM_RE = re.compile(r"([Hh][Tt][Tt][Pp][Ss]?)://([^/?#]*)([^?#]*)(?:\?([^#]*))?")

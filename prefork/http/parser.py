@@ -1,10 +1,13 @@
 """Sans-I/O request-head parser: bytes in, ``RequestHead`` out (RFC 9112 §2-§3, §5, §6.3, §9.3).
 
 Rules of this file:
-- ``parse_head(buf, limits)`` looks only at the bytes it is given; it never reads a socket and never
-  sees the whole settings object, only ``Limits``.
+- ``parse_head(buf, limits, scanned)`` looks only at the bytes it is given; it never reads a socket and
+  never sees the whole settings object, only ``Limits``. ``scanned`` is how much of ``buf`` an earlier
+  call already found incomplete, so a head arriving a byte at a time costs linear, not quadratic, time.
 - It returns ``None`` while the head is incomplete, and raises an ``HTTPError`` the moment the bytes
-  can no longer become a valid head or exceed a limit.
+  can no longer become a valid head or exceed a limit. The verdict depends only on the bytes, never
+  on where TCP cut them nor on what the worker parsed before (caches only remember verdicts that
+  were computed in full).
 - Every ambiguity a proxy in front of us could resolve differently is refused, never guessed: that is
   what makes request smuggling impossible through this server.
 """
@@ -24,6 +27,7 @@ from .errors import (
 )
 from .grammar import (
     ABSOLUTE_FORM_RE,
+    BARE_EOL_RE,
     CONTENT_LENGTH_RE,
     FIELD_VALUE_RE,
     HOST_RE,
@@ -35,6 +39,9 @@ from .grammar import (
 
 # A hard cap on a head when the configured limits say "unlimited" (0), so memory stays bounded.
 UNLIMITED_HEAD = 1 << 20
+# RFC 9112 §2.2 asks a server to ignore "at least one" empty line before a request line; more than a
+# few is not a client, and each would cost a scan.
+MAX_EMPTY_LINES = 8
 
 
 class Limits(NamedTuple):
@@ -82,15 +89,20 @@ class RequestHead:
         return f"<RequestHead {self.method} {self.target} {self.version}>"
 
 
-def parse_head(buf: bytes, limits: Limits) -> tuple[RequestHead, int] | None:
-    """Parse the head at the start of ``buf``; return ``(head, bytes consumed)`` or ``None`` if incomplete."""
+def parse_head(buf: bytes, limits: Limits, scanned: int = 0) -> tuple[RequestHead, int] | None:
+    """Parse the head at the start of ``buf``; return ``(head, bytes consumed)`` or ``None`` if incomplete.
+
+    ``scanned``: the length of ``buf`` when an earlier call on the same connection returned None.
+    """
     start = 0
     while buf.startswith(b"\r\n", start):  # §2.2: ignore empty lines before the request-line
         start += 2
-    end = buf.find(b"\r\n\r\n", start)
+        if start > 2 * MAX_EMPTY_LINES:
+            raise BadRequest("too many empty lines before the request line")
+    end = buf.find(b"\r\n\r\n", max(start, scanned - 3))
     if end < 0:
         # The terminator may be "\r\n" alone when the request line is the only line so far.
-        _check_incomplete(buf, start, limits)
+        _check_incomplete(buf, start, limits, max(start, scanned - 1))
         return None
     lines = buf[start:end].decode("latin-1").split("\r\n")
     head = _request_line(lines[0], limits)
@@ -98,27 +110,32 @@ def parse_head(buf: bytes, limits: Limits) -> tuple[RequestHead, int] | None:
     return head, end + 4
 
 
-def _check_incomplete(buf: bytes, start: int, limits: Limits) -> None:
-    """Refuse an unfinished head as soon as it is certain to be invalid or too large."""
-    pending = len(buf) - start
+def _check_incomplete(buf: bytes, start: int, limits: Limits, new: int) -> None:
+    """Refuse an unfinished head as soon as it is certain to be invalid or too large; ``new`` is where
+    the bytes not yet checked by an earlier call begin."""
+    # A CR at the very end may start a CRLF: it is neither bare nor counted against a line's limit.
+    trailing_cr = buf[-1:] == b"\r"
+    if BARE_EOL_RE.search(buf, new, len(buf) - trailing_cr):
+        raise BadRequest("bare CR or LF in request head")
+    pending = len(buf) - start - trailing_cr
     first_eol = buf.find(b"\r\n", start)
     if first_eol < 0:
-        if pending == 1 and buf[start] == 13:  # the CR of an empty line or of a request line
+        if not pending:
             return
         space = buf.find(b" ", start)
         method = buf[start:space] if space >= 0 else buf[start:]
         if NOT_TCHAR_BYTES_RE.search(method) or space == start:
             raise BadRequest("invalid request line")
-        if buf.find(b"\n", start) >= 0:
-            raise BadRequest("bare LF in request line")
         if limits.max_line and pending > limits.max_line:
             raise URITooLong("request line too long")
         if pending > UNLIMITED_HEAD:
             raise URITooLong("request line too long")
         return
+    if first_eol + 2 > new:  # the request line has just completed: judge it now, not at the end
+        _request_line(buf[start:first_eol].decode("latin-1"), limits)
     if pending > limits.max_head:
         raise HeaderFieldsTooLarge("request head too large")
-    last_line = len(buf) - buf.rfind(b"\r\n") - 2
+    last_line = len(buf) - buf.rfind(b"\r\n") - 2 - trailing_cr
     if limits.max_field_size and last_line > limits.max_field_size:
         raise HeaderFieldsTooLarge("header field too large")
 
@@ -157,7 +174,7 @@ def _request_target(head: RequestHead, target: str) -> None:
         if match is None:
             raise BadRequest("invalid request-target")
         _scheme, authority, path, query = match.groups()
-        if not HOST_RE.fullmatch(authority) or not authority:
+        if not HOST_RE.fullmatch(authority):
             raise BadRequest("invalid authority in request-target")
         head.path = path or "/"
         head.query = query or ""
@@ -165,12 +182,14 @@ def _request_target(head: RequestHead, target: str) -> None:
 
 
 # The fields whose meaning the parser itself needs; their values are collected during the one pass.
-_FRAMING_FIELDS = frozenset({"host", "content-length", "transfer-encoding", "connection", "expect"})
+_FRAMING_FIELDS = frozenset({"host", "content-length", "transfer-encoding", "connection", "expect",
+                             "content-type"})
 # Field names already found to be tokens, each with its lower-case form. Clients send the same few
 # names over and over; a dict lookup replaces a regex match for each. Bounded: a client making up
-# names cannot grow it past _MAX_KNOWN_NAMES.
+# names cannot grow it past _MAX_KNOWN_NAMES short names (64 KiB of keys).
 _known_names: dict[str, str] = {}
 _MAX_KNOWN_NAMES = 1024
+_MAX_KNOWN_NAME_LENGTH = 64
 
 
 def _field_lines(head: RequestHead, lines: list[str], limits: Limits) -> dict[str, list[str]]:
@@ -186,14 +205,14 @@ def _field_lines(head: RequestHead, lines: list[str], limits: Limits) -> dict[st
             raise HeaderFieldsTooLarge("header field too large")
         # RFC 9112 §5: field-line = field-name ":" OWS field-value OWS
         name, colon, value = line.partition(":")
-        lname = known.get(name)
+        lname = known.get(name) if colon else None
         if lname is None:
             if not colon or TOKEN_RE.fullmatch(name) is None:  # also refuses space before the colon
                 if line[:1] in (" ", "\t"):
                     raise BadRequest("obsolete line folding is not accepted")
                 raise BadRequest("invalid header field")
             lname = name.lower()
-            if len(known) < _MAX_KNOWN_NAMES:
+            if len(known) < _MAX_KNOWN_NAMES and len(name) <= _MAX_KNOWN_NAME_LENGTH:
                 known[name] = lname
         value = value.strip(" \t")
         if not value.isprintable() and FIELD_VALUE_RE.fullmatch(value) is None:  # HTAB, obs-text pass
@@ -216,13 +235,16 @@ def _message_semantics(head: RequestHead, framing: dict[str, list[str]], limits:
             raise BadRequest("HTTP/1.1 request without Host header")
     elif len(hosts) > 1:
         raise BadRequest("more than one Host header")
-    elif not HOST_RE.fullmatch(hosts[0]):
+    elif hosts[0] and not HOST_RE.fullmatch(hosts[0]):  # §3.2: empty when the target has no authority
         raise BadRequest("invalid Host header")
     elif head.host is None:
         head.host = hosts[0]
     if len(framing) == (hosts is not None):
         return  # nothing else to decide: no body, default persistence
 
+    types = framing.get("content-type")
+    if types is not None and len(types) > 1:  # not a list field: two values are two different bodies
+        raise BadRequest("more than one Content-Type header")
     codings = framing.get("transfer-encoding")
     lengths = framing.get("content-length")
     if codings is not None:
@@ -240,7 +262,7 @@ def _message_semantics(head: RequestHead, framing: dict[str, list[str]], limits:
 
     connection = framing.get("connection")
     if connection is not None:
-        tokens = {t.strip().lower() for t in ",".join(connection).split(",")}
+        tokens = {t.strip(" \t").lower() for t in ",".join(connection).split(",")}
         if "close" in tokens:
             head.keep_alive = False
         elif not http11 and "keep-alive" in tokens:
@@ -248,7 +270,7 @@ def _message_semantics(head: RequestHead, framing: dict[str, list[str]], limits:
 
     expect = framing.get("expect")
     if expect is not None and http11:  # an HTTP/1.0 server ignores 100-continue (RFC 9110 §10.1.1)
-        if ",".join(expect).strip().lower() != "100-continue":
+        if ",".join(expect).strip(" \t").lower() != "100-continue":
             raise ExpectationFailed("only 100-continue is supported")
         head.expect_continue = True
 
@@ -259,7 +281,7 @@ def _transfer_coding(head: RequestHead, codings: str, has_length: bool, http11: 
         raise BadRequest("both Transfer-Encoding and Content-Length")
     if not http11:  # §6.1: Transfer-Encoding in HTTP/1.0 means faulty framing
         raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
-    names = [c.strip().lower() for c in codings.split(",")]
+    names = [c.strip(" \t").lower() for c in codings.split(",")]  # only SP/HTAB are OWS (RFC 9110 §5.6.3)
     names = [n for n in names if n]
     if not names or names[-1] != "chunked":
         raise BadRequest("chunked must be the final transfer coding")

@@ -66,6 +66,8 @@ def status_line(status: object) -> tuple[bytes, int]:
         return cached
     if type(status) is not str or STATUS_RE.fullmatch(status) is None:
         raise InvalidResponse(f"invalid status {status!r}")
+    if len(status) == 3:
+        status += " "  # RFC 9112 §4: the SP before an empty reason-phrase is not optional
     try:
         line = b"HTTP/1.1 " + status.encode("latin-1") + b"\r\n"
     except UnicodeEncodeError:
@@ -110,6 +112,7 @@ class AppHead(NamedTuple):
 
 
 _app_heads: dict[tuple, AppHead] = {}
+_MAX_CACHED_BLOCK = 2048  # 1024 entries of at most this: a few MiB at worst
 
 
 def app_head(status: object, headers: list) -> AppHead:
@@ -122,9 +125,10 @@ def app_head(status: object, headers: list) -> AppHead:
         return analyse_app_head(status, headers)
     if cached is None:
         cached = analyse_app_head(status, headers)
-        if len(_app_heads) >= 1024:
-            _app_heads.clear()
-        _app_heads[key] = cached
+        if len(cached.block) <= _MAX_CACHED_BLOCK:  # values may echo client input: bound the memory
+            if len(_app_heads) >= 1024:
+                _app_heads.clear()
+            _app_heads[key] = cached
     return cached
 
 
@@ -135,6 +139,8 @@ def analyse_app_head(status: object, headers: list) -> AppHead:
     wants_close = own_date = own_server = False
     for name, value in headers:
         lname = name.lower()
+        if type(value) is str and value[:1] in (" ", "\t"):
+            value = value.lstrip(" \t")  # OWS is not part of a field value (RFC 9110 §5.5), as gunicorn does
         if lname in _SPECIAL:
             if lname == "content-length":
                 if type(value) is not str or CONTENT_LENGTH_RE.fullmatch(value) is None:
@@ -144,7 +150,7 @@ def analyse_app_head(status: object, headers: list) -> AppHead:
                 declared = int(value)
                 continue
             if lname == "connection":
-                wants_close = "close" in [t.strip().lower() for t in value.split(",")]
+                wants_close = "close" in [t.strip(" \t").lower() for t in value.split(",")]
                 continue
             if lname == "transfer-encoding":
                 raise InvalidResponse("the application must not set Transfer-Encoding")

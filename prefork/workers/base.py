@@ -154,7 +154,7 @@ class Worker:
         handler.reuse_connections = settings.keepalive > 0
         handler.forwarder_headers = frozenset(
             name.strip().upper() for name in settings.forwarder_headers.split(",") if name.strip()
-        )
+        ) - {"PATH_INFO"}  # never from a header: "GET /public" + "PATH_INFO: /admin" would bypass the proxy
         return handler
 
     def _install_signals(self) -> None:
@@ -485,14 +485,16 @@ class Worker:
         """The next complete request head buffered on ``conn``, or None. Raises HTTPError."""
         if conn.proxy_header_pending and not self._read_proxy_header(conn):
             return None
-        parsed = parse_head(conn.buf, self.limits)
+        parsed = parse_head(conn.buf, self.limits, conn.scanned)
         if parsed is None:
+            conn.scanned = len(conn.buf)
             if conn.buf and not conn.head_since:
                 conn.head_since = monotonic()
             return None
         head, used = parsed
         conn.consume(used)
         conn.head_since = 0.0
+        conn.scanned = 0
         return head
 
     def _read_proxy_header(self, conn: Connection) -> bool:
