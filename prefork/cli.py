@@ -12,7 +12,7 @@ import sys
 from .arbiter import EXIT_APP_LOAD, EXIT_CONFIG, Arbiter
 from .config import ConfigError, describe, load
 from .loader import AppLoadError, load_app, parse_app_uri
-from .logs import configure_logging
+from .logs import configure_logging, unwritable_log_paths
 from .process import resolve_user
 from .sockets import BindError, bind
 
@@ -27,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     if meta.print_config:
         print(describe(settings))
         return 0
+    problems = unwritable_log_paths(settings)
+    if problems:
+        for problem in problems:
+            print(f"prefork: error: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         log = configure_logging(settings)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:

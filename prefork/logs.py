@@ -21,6 +21,7 @@ from .request_id import CURRENT as CURRENT_REQUEST_ID
 
 ERROR_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(request_id)s%(message)s"
 ERROR_DATEFMT = "%Y-%m-%d %H:%M:%S %z"
+FAILURE_REPORT_INTERVAL = 10.0  # seconds between two reports of a failing access log
 DEFAULT_ACCESS_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 
 _ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0x100)]}
@@ -40,6 +41,21 @@ def open_log_stream(target: str) -> TextIO:
     if target == "-":
         return sys.stdout
     return open(target, "a", buffering=1, encoding="utf-8", errors="backslashreplace")
+
+
+def unwritable_log_paths(settings: Any) -> list[str]:
+    """Each configured log file that cannot be opened for appending, with the reason; checked by the
+    master before it binds, so that a bad path stops the start instead of crash-looping the workers."""
+    problems = []
+    for what, path in (("error log", settings.errorlog), ("access log", settings.accesslog)):
+        if not path or path == "-":
+            continue
+        try:
+            with open(path, "a"):
+                pass
+        except OSError as exc:
+            problems.append(f"cannot open the {what} {path}: {exc.strerror or exc}")
+    return problems
 
 
 def _add_request_id(record: logging.LogRecord) -> bool:
@@ -168,6 +184,8 @@ class AccessLog:
         self.as_json = as_json
         self.lock = threading.Lock()
         self.pid = f"<{os.getpid()}>"
+        self.failures = 0  # lines that could not be written
+        self.next_failure_report = 0.0
 
     def line(self, environ: dict, response: Any, duration: float) -> str:
         if self.as_json:
@@ -229,10 +247,23 @@ class AccessLog:
                 old.close()
 
     def log(self, environ: dict, response: Any, duration: float) -> None:
+        """Write one line. A failing write (disk full, file gone) never fails the request: it is
+        counted and reported in the error log at most once per FAILURE_REPORT_INTERVAL."""
         text = self.line(environ, response, duration) + "\n"
         with self.lock:
-            self.stream.write(text)
-            self.stream.flush()
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except (OSError, ValueError) as exc:
+                self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        self.failures += 1
+        now = time.monotonic()
+        if now >= self.next_failure_report:
+            self.next_failure_report = now + FAILURE_REPORT_INTERVAL
+            logging.getLogger("prefork.error").error(
+                "Access log write failed (%d lines lost so far): %s", self.failures, exc)
 
 
 def _basic_auth_user(authorization: str | None) -> str:

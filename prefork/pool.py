@@ -154,6 +154,9 @@ class Pool:
             if state in (sb.READY, sb.RECYCLE):
                 self.booted = True
             if not timeout or now - heartbeat <= timeout:
+                if proc.abort_sent:  # it came back in time: a later hang gets its own dump first
+                    proc.abort_sent = 0.0
+                    self.board.ask(proc.slot, 0)
                 continue
             if not proc.abort_sent:
                 running = "; ".join(f"{line} for {now - start:.1f}s" for start, line in self.board.running(proc.slot))

@@ -89,7 +89,7 @@ class Server:
 
 
 def start_server(tmp_path, *args: str, app: str = "testapp:app", wait: bool = True,
-                 env: dict | None = None, bind: str | None = None) -> Server:
+                 env: dict | None = None, bind: str | None = None, preexec=None) -> Server:
     """Start ``python -m prefork`` in its own process group; wait until it answers."""
     port = free_port()
     log_path = str(tmp_path / f"prefork-{port}.log")
@@ -103,7 +103,7 @@ def start_server(tmp_path, *args: str, app: str = "testapp:app", wait: bool = Tr
     full_env.update(env or {})
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=APPS, env=full_env,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=preexec)
     server = Server(proc, port, log_path, unix_path=unix_path)
     if wait:
         try:

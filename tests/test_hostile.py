@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from helpers import request
+from helpers import Client, request
 from prefork.body import Input, LengthBody
 from prefork.http.errors import HTTPError
 from prefork.http.parser import Limits, _known_names, parse_head
@@ -210,3 +210,97 @@ def test_attacker_chosen_names_do_not_grow_the_name_cache():  # G9
     for i in range(50):
         verdict(b"GET / HTTP/1.1\r\nHost: a\r\n" + b"X" * 8000 + b"%d: v\r\n\r\n" % i)
     assert max(len(name) for name in _known_names) <= 64
+
+
+def test_descriptor_exhaustion_backs_off_and_logs_once(fresh_server):  # G11
+    import resource
+    import socket as socketlib
+
+    from helpers import get
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    server = fresh_server("--keep-alive", "30", wait=False, preexec=low_limit)
+    server.wait_log("Booted worker")
+    from helpers import wait_until_serving
+
+    wait_until_serving(server)
+    keeper = Client(server.connect())
+    keeper.send(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert keeper.read_response().status == 200
+    crowd = [socketlib.create_connection(("127.0.0.1", server.port)) for _ in range(150)]
+    try:
+        started = time.monotonic()
+        time.sleep(2)
+        keeper.send(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")  # existing connections keep being served
+        assert keeper.read_response().status == 200
+        log = server.log()
+        assert 1 <= log.count("accept() failed") <= 2, log[-2000:]
+        assert "Too many open files" in log
+        assert time.monotonic() - started < 10
+    finally:
+        keeper.sock.close()
+        for sock in crowd:
+            sock.close()
+    assert get(server, "/hello").status == 200  # descriptors back: accepting again
+
+
+def test_a_full_disk_under_the_access_log_fails_no_request(fresh_server):  # G12
+    from helpers import get
+
+    server = fresh_server("--access-logfile", "/dev/full")
+    for _ in range(20):
+        assert get(server, "/hello").status == 200
+    log = server.log()
+    assert log.count("Access log write failed") == 1 and "Booted worker" in log
+    assert log.count("Booted worker") == 1  # no worker died
+
+
+def test_an_unwritable_log_path_stops_the_start_naming_it(tmp_path):  # G16
+    from helpers import run_until_exit
+
+    for option in ("--access-logfile", "--error-logfile"):
+        path = str(tmp_path / "missing-dir" / "x.log")
+        code, log = run_until_exit(tmp_path, option, path)
+        assert code == 1 and path in log, log
+
+
+def test_a_worker_that_recovered_from_a_timeout_gets_a_stack_dump_next_time(monkeypatch):  # G18
+    import logging
+    import signal
+    from types import SimpleNamespace
+
+    from prefork import pool as pool_module
+    from prefork import scoreboard as sb
+    from prefork.pool import Pool, WorkerProc
+
+    sent = []
+    monkeypatch.setattr(pool_module, "_kill", lambda pid, sig: sent.append(sig))
+    board = sb.Scoreboard(2)
+    board.reset(0, 0.0)
+    board.set_state(0, sb.READY)
+    pool = Pool(SimpleNamespace(timeout=2, workers=1), logging.getLogger("test"), board, None)
+    pool.workers[10] = WorkerProc(10, 0, 0)
+    pool.check_health(3.0)  # silent for 3 s: dump first
+    assert sent == [signal.SIGUSR2] and board.asked(0) == sb.EVACUATE
+    board.beat(0, 3.5)
+    pool.check_health(3.6)  # back in time
+    assert board.asked(0) == 0
+    pool.check_health(6.0)  # silent again: a new dump, not an immediate kill
+    assert sent == [signal.SIGUSR2, signal.SIGUSR2]
+    pool.check_health(7.1)
+    assert sent[-1] == signal.SIGKILL
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to nobody")
+def test_the_parent_death_signal_survives_dropping_privileges(fresh_server):  # G18
+    from helpers import Client
+
+    server = fresh_server("--preload", "--user", "nobody", "--group", "nogroup")
+    with Client(server.connect(timeout=10)) as client:
+        client.send(b"GET /sleep?1.5 HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.3)  # the request runs (it lasts 1.5 s)
+        os.kill(server.pid, 9)  # the master dies: the worker must get SIGTERM from the kernel
+        response = client.read_response()
+    assert response.body == b"slept" and response.header("Connection") == "close"

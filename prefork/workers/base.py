@@ -52,6 +52,8 @@ from .poller import Poller
 
 EXIT_BOOT_FAILED = 3  # the master reads this exit status as "the application could not load"
 HOUSEKEEPING_INTERVAL = 0.5
+ACCEPT_BACKOFF = 0.5  # seconds without accepting after accept() failed (EMFILE, ENFILE, ENOMEM)
+ACCEPT_REPORT_INTERVAL = 10.0
 TAKE_PAUSE = 0.1  # seconds a worker that handed connections off leaves them to its siblings
 
 
@@ -101,6 +103,9 @@ class Worker:
         self.balance = (-1, 0.0, True)  # (connections, time, verdict) of the last look at the siblings
         self.evacuating = False  # the master asked for our connections: it is about to kill us
         self.take_paused_until = 0.0  # no taking from the hand-off channel before (after we gave)
+        self.accept_failures = 0
+        self.accept_paused_until = 0.0
+        self.next_accept_report = 0.0
         self.gates_due = 0.0  # when update_gates runs next (also whenever the connection count changes)
         self.gates_count = -1
         self.poll_wait = HOUSEKEEPING_INTERVAL
@@ -112,14 +117,15 @@ class Worker:
 
         ``app`` is the application when the master preloaded it, else None (loaded here).
         """
-        set_parent_death_signal(signal.SIGTERM)
         tune_malloc()
-        if os.getppid() != self.ppid:  # the master died before prctl took effect
-            return 0
         self._install_signals()
         self._set_title("booting")
         try:
             drop_privileges(uid, gid)
+            # After the UID change: the kernel clears the parent-death signal when credentials change.
+            set_parent_death_signal(signal.SIGTERM)
+            if os.getppid() != self.ppid:  # the master died before prctl took effect
+                return 0
             if app is None:
                 app = load_app(self.settings.app_uri)
         except (AppLoadError, OSError) as exc:
@@ -293,6 +299,8 @@ class Worker:
         if count != self.published_connections:
             self.published_connections = count
             self.board.set_connections(self.index, count)
+        if now < self.accept_paused_until:
+            return False
         if count >= self.settings.worker_connections and reclaim_candidate(self.connections.values()) is None:
             return False
         last_count, last_time, verdict = self.balance
@@ -417,6 +425,8 @@ class Worker:
         self.board.beat(self.index, self.liveness(now))
         if self.board.asked(self.index) == sb.EVACUATE:
             self.evacuate(now)
+        elif self.evacuating:  # the master took its request back: the worker recovered in time
+            self.evacuating = False
         elif self.alive and self.channel is not None:
             self.rebalance(now)
         self.board.count_request(self.index, self.requests)
@@ -455,6 +465,17 @@ class Worker:
             return ""
         return f", handed off {self.handed_off}, taken over {self.taken_over}"
 
+    def _accept_failed(self, listener: Listener, exc: OSError, now: float) -> None:
+        """Out of descriptors or memory: stop accepting for ACCEPT_BACKOFF (the connection stays in the
+        kernel queue for a sibling or for later) and report once per ACCEPT_REPORT_INTERVAL."""
+        self.accept_failures += 1
+        self.accept_paused_until = now + ACCEPT_BACKOFF
+        self.poller.set_accepting(False)
+        if now >= self.next_accept_report:
+            self.next_accept_report = now + ACCEPT_REPORT_INTERVAL
+            self.log.error("accept() failed on %s: %s (%d times so far); pausing accepting %.1fs each time",
+                           listener.address, exc, self.accept_failures, ACCEPT_BACKOFF)
+
     def accept(self, listener: Listener, now: float) -> Connection | None:
         """Accept one connection and read what it already sent, without blocking."""
         try:
@@ -462,7 +483,7 @@ class Worker:
         except (BlockingIOError, InterruptedError):
             return None  # another worker took it
         except OSError as exc:  # EMFILE and friends: keep serving the connections we have
-            self.log.error("accept() failed on %s: %s", listener.address, exc)
+            self._accept_failed(listener, exc, now)
             return None
         listener.tune_accepted(sock)
         if self.tls is None:
