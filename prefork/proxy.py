@@ -46,7 +46,7 @@ class ProxyPolicy:
 
     def apply(self, environ: dict) -> None:
         """Believe a trusted proxy's headers; refuse contradictory scheme headers with 400."""
-        verdicts = {environ[key].strip().lower() == value for key, value in self.scheme_headers if key in environ}
+        verdicts = {environ[key].strip(" \t").lower() == value for key, value in self.scheme_headers if key in environ}
         if len(verdicts) > 1:
             raise BadRequest("contradictory secure scheme headers")
         if verdicts:
@@ -64,14 +64,24 @@ class ProxyPolicy:
         if "HTTP_FORWARDED" in environ:
             hops = _forwarded_for(environ["HTTP_FORWARDED"])
         elif "HTTP_X_FORWARDED_FOR" in environ:
-            hops = [h.strip() for h in environ["HTTP_X_FORWARDED_FOR"].split(",")]
+            hops = [h.strip(" \t") for h in environ["HTTP_X_FORWARDED_FOR"].split(",")]
         else:
             return None
         hops = [h for h in hops if h]
         for hop in reversed(hops):
             if not self._trusted_ip(hop):
-                return hop
-        return hops[0] if hops else None
+                # Only an address may become REMOTE_ADDR ("unknown", an obfuscated name or markup
+                # would reach every log and every application check): otherwise keep the peer's.
+                return hop if _is_ip(hop) else None
+        return hops[0] if hops and _is_ip(hops[0]) else None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _forwarded_for(value: str) -> list[str]:
@@ -79,10 +89,10 @@ def _forwarded_for(value: str) -> list[str]:
     result = []
     for element in value.split(","):
         for pair in element.split(";"):
-            name, _, raw = pair.strip().partition("=")
+            name, _, raw = pair.strip(" \t").partition("=")
             if name.lower() != "for":
                 continue
-            node = raw.strip().strip('"')
+            node = raw.strip(" \t").strip('"')
             if node.startswith("["):
                 node = node[1:].partition("]")[0]
             elif node.count(":") == 1:

@@ -304,3 +304,17 @@ def test_the_parent_death_signal_survives_dropping_privileges(fresh_server):  # 
         os.kill(server.pid, 9)  # the master dies: the worker must get SIGTERM from the kernel
         response = client.read_response()
     assert response.body == b"slept" and response.header("Connection") == "close"
+
+
+@pytest.mark.parametrize("claimed", ["unknown", "<script>", "203.0.113.7, unknown", "_hidden"])
+def test_forwarded_for_values_that_are_not_addresses_never_become_remote_addr(claimed):  # G20
+    from prefork.proxy import ProxyPolicy
+
+    policy = ProxyPolicy("127.0.0.1", {}, True)
+    environ = {"REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "5", "HTTP_X_FORWARDED_FOR": claimed}
+    policy.apply(environ)
+    assert environ["REMOTE_ADDR"] == "127.0.0.1"
+    claimed = claimed.rpartition(",")[2].strip()
+    environ = {"REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "5", "HTTP_FORWARDED": f'for="{claimed}"'}
+    policy.apply(environ)
+    assert environ["REMOTE_ADDR"] == "127.0.0.1"
