@@ -117,6 +117,16 @@ class Input:
         """Whether the whole body has been read from the connection."""
         return self._source.done
 
+    def can_finish(self) -> bool:
+        """Whether ``finish`` can leave the connection usable: False when the client still waits for
+        100 Continue or more than DRAIN_LIMIT bytes of a Content-Length body are unread. Decided when
+        the response head is built, so that the head can say Connection: close."""
+        if self._source.done:
+            return True
+        if self._before_first_read is not None:
+            return False
+        return getattr(self._source, "remaining", 0) <= DRAIN_LIMIT  # chunked: unknown, try to drain
+
     def readline(self, size: int | None = -1) -> bytes:
         limit = -1 if size is None else size
         buf = self._buf

@@ -56,7 +56,7 @@ class Response:
     """The response side of one request: start_response, write and the framing decisions."""
 
     __slots__ = ("conn", "handler", "is_head", "http11", "keep_alive", "status", "headers", "headers_sent",
-                 "code", "chunked", "length", "skip_body", "sent", "problem")
+                 "code", "chunked", "length", "skip_body", "sent", "problem", "input")
 
     def __init__(self, conn: Connection, head: RequestHead, handler: WSGIHandler) -> None:
         self.conn = conn
@@ -73,6 +73,7 @@ class Response:
         self.skip_body = False  # HEAD, 1xx, 204, 304
         self.sent = 0  # body bytes sent
         self.problem = ""  # why the connection cannot be reused although the app succeeded
+        self.input: Input | None = None  # the request body, when there is one
 
     def start_response(self, status: str, headers: list, exc_info: Any = None) -> Callable[[bytes], None]:
         if exc_info is not None:
@@ -117,6 +118,8 @@ class Response:
             self.keep_alive = False  # HTTP/1.0 without a length: the close delimits the body
         if not self.handler.reuse_connections:
             self.keep_alive = False  # --keep-alive 0, or the worker is stopping: no more requests here
+        elif self.input is not None and self.keep_alive and not self.input.can_finish():
+            self.keep_alive = False  # the body cannot be drained after the response: say we will close
         if not self.keep_alive:
             framing.append(b"Connection: close\r\n")
         elif not self.http11:
@@ -144,11 +147,12 @@ class Response:
         return data
 
     def _send(self, head: bytes, body: bytes) -> None:
+        """The head and the first (already framed and counted) body piece."""
         if len(body) < _SEND_SEPARATELY:
             self.conn.send(head + body)
         else:
             self.conn.send(head)
-            self.conn.send(body)
+            self._send_body(body, 0)
 
     def write(self, data: bytes) -> None:
         """The write() callable of PEP 3333, also used for each chunk of the returned iterable."""
@@ -158,15 +162,23 @@ class Response:
             data = bytes(data)
         if self.headers_sent:
             if data:
+                before = self.sent
                 out = self._frame(data)
                 if out:
-                    self.conn.send(out)
+                    self._send_body(out, before)
             return
         if not data:
             return  # PEP 3333: headers wait for the first non-empty body chunk
         head = self._head(None)
         self.headers_sent = True
         self._send(head, self._frame(data))
+
+    def _send_body(self, out: bytes, before: int) -> None:
+        try:
+            self.conn.send(out)
+        except ClientDisconnected:
+            self.sent = before  # the access log counts the body bytes whose writes completed
+            raise
 
     def send_single(self, data: bytes) -> None:
         """A one-element list or tuple body: send it with a computed Content-Length in one write."""
@@ -345,6 +357,8 @@ class WSGIHandler:
             )
         else:
             wsgi_input = EMPTY_INPUT
+        if wsgi_input is not EMPTY_INPUT:
+            response.input = wsgi_input
         environ = self.environ(conn, head, wsgi_input)
         environ["prefork.request_id"] = request_id = self.request_ids.pick(environ)
         CURRENT_REQUEST_ID.set(request_id)  # error-log records written from here on carry it
@@ -355,6 +369,7 @@ class WSGIHandler:
             self._run_app(environ, response)
         except ClientDisconnected:
             self.log.debug("client went away during %s %s", head.method, head.target)
+            self._access(head, environ, response, started)  # an aborted download is still a request
             return False
         except HTTPError as exc:  # the body could not be read: too large, timed out, bad chunking
             self._send_error(response, exc)

@@ -318,3 +318,34 @@ def test_forwarded_for_values_that_are_not_addresses_never_become_remote_addr(cl
     environ = {"REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "5", "HTTP_FORWARDED": f'for="{claimed}"'}
     policy.apply(environ)
     assert environ["REMOTE_ADDR"] == "127.0.0.1"
+
+
+def test_an_aborted_download_is_logged_with_the_bytes_sent(fresh_server, tmp_path):  # G19
+    import socket as socketlib
+
+    access = tmp_path / "access.log"
+    server = fresh_server("--access-logfile", str(access), "--access-logformat", "%(r)s %(s)s %(B)s")
+    sock = socketlib.create_connection(("127.0.0.1", server.port))
+    sock.sendall(b"GET /bytes?500000000 HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert sock.recv(65536)
+    sock.setsockopt(socketlib.SOL_SOCKET, socketlib.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    sock.close()  # reset mid-response
+
+    def logged():
+        return [line for line in access.read_text().splitlines() if "/bytes" in line] if access.exists() else []
+
+    deadline = time.monotonic() + 10
+    while not logged() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    line = logged()[0]
+    assert line.startswith("GET /bytes?500000000 HTTP/1.1 200 ")
+    assert 0 < int(line.rsplit(" ", 1)[1]) < 500000000
+
+
+@pytest.mark.parametrize("raw", [
+    b"POST /no-read HTTP/1.1\r\nHost: t\r\nContent-Length: 5000000\r\n\r\n" + b"x" * 1000,
+    b"POST /no-read HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n",
+])
+def test_a_response_that_ends_in_a_close_says_so_in_its_head(fresh_server, raw):  # G19
+    response = request(fresh_server(), raw)
+    assert response.status == 200 and response.header("Connection") == "close"
