@@ -49,6 +49,15 @@ def tune_malloc() -> None:
         pass
 
 
+def release_free_memory() -> None:
+    """Give the heap's free pages back to the kernel (glibc malloc_trim), after a burst of big
+    request heads was refused or closed."""
+    try:
+        _libc().malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def write_pidfile(path: str) -> None:
     """Atomically (rename) through a temporary file with a random name, created exclusively: a name
     planted in advance (a symlink) can neither be guessed nor followed by a root master."""

@@ -349,3 +349,35 @@ def test_an_aborted_download_is_logged_with_the_bytes_sent(fresh_server, tmp_pat
 def test_a_response_that_ends_in_a_close_says_so_in_its_head(fresh_server, raw):  # G19
     response = request(fresh_server(), raw)
     assert response.status == 200 and response.header("Connection") == "close"
+
+
+def test_incomplete_heads_share_a_memory_budget(fresh_server):  # G13
+    import socket as socketlib
+
+    from prefork.workers.base import HEAD_MEMORY_BUDGET
+    from test_process import child_pids
+
+    server = fresh_server("--limit-request-fields", "1000", "--header-timeout", "30", "--worker-connections", "100")
+    field = b"X-Filler: " + b"v" * 8000 + b"\r\n"
+    per_client = 6 << 20  # 6 MiB of head each, never finished
+    clients = []
+    try:
+        for _ in range(HEAD_MEMORY_BUDGET // per_client + 4):
+            sock = socketlib.create_connection(("127.0.0.1", server.port))
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n" + field * (per_client // len(field)))
+            clients.append(sock)
+        refused = 0
+        for sock in clients:
+            sock.settimeout(0.2)
+            try:
+                refused += sock.recv(100).startswith(b"HTTP/1.1 431")
+            except (TimeoutError, ConnectionResetError):
+                pass
+        assert refused >= 4
+        worker = sorted(child_pids(server.pid))[0]
+        with open(f"/proc/{worker}/status") as f:
+            rss_kib = int(next(line for line in f if line.startswith("VmRSS:")).split()[1])
+        assert rss_kib < (HEAD_MEMORY_BUDGET >> 10) * 2 + 60_000, rss_kib
+    finally:
+        for sock in clients:
+            sock.close()

@@ -36,14 +36,14 @@ from ..balance import BALANCE_INTERVAL, reclaim_candidate, should_accept, surplu
 from ..conn import Connection
 from ..handoff import ADDRESS_KEYS, Channel, Parcel
 from ..hooks import call_hook
-from ..http.errors import HTTPError, RequestTimeout
+from ..http.errors import HeaderFieldsTooLarge, HTTPError, RequestTimeout
 from ..http.parser import Limits, RequestHead, parse_head
 from ..http.proxy_protocol import parse_proxy_header
 from ..http.response import server_headers
 from ..loader import AppLoadError, load_app
 from ..logs import AccessLog, capture_output, error_stream, open_log_stream, reopen_error_log
 from ..pool import jittered_max_requests
-from ..process import drop_privileges, set_parent_death_signal, tune_malloc
+from ..process import drop_privileges, release_free_memory, set_parent_death_signal, tune_malloc
 from ..proctitle import set_title
 from ..proxy import ProxyPolicy
 from ..sockets import Listener
@@ -54,7 +54,12 @@ EXIT_BOOT_FAILED = 3  # the master reads this exit status as "the application co
 HOUSEKEEPING_INTERVAL = 0.5
 ACCEPT_BACKOFF = 0.5  # seconds without accepting after accept() failed (EMFILE, ENFILE, ENOMEM)
 ACCEPT_REPORT_INTERVAL = 10.0
-TAKE_PAUSE = 0.1  # seconds a worker that handed connections off leaves them to its siblings
+TAKE_PAUSE = 0.1
+# Incomplete request heads larger than BIG_HEAD are tracked; together they may hold HEAD_MEMORY_BUDGET
+# bytes per worker, beyond which the largest get 431. Without it, a thousand clients each stopping
+# just short of the head limits (about 0.8 MiB with the defaults) would hold 800 MB of one worker.
+BIG_HEAD = 65536
+HEAD_MEMORY_BUDGET = 32 << 20  # seconds a worker that handed connections off leaves them to its siblings
 
 
 class Worker:
@@ -103,6 +108,7 @@ class Worker:
         self.balance = (-1, 0.0, True)  # (connections, time, verdict) of the last look at the siblings
         self.evacuating = False  # the master asked for our connections: it is about to kill us
         self.take_paused_until = 0.0  # no taking from the hand-off channel before (after we gave)
+        self.big_heads: dict[Connection, int] = {}  # incomplete heads over BIG_HEAD -> their size
         self.accept_failures = 0
         self.accept_paused_until = 0.0
         self.next_accept_report = 0.0
@@ -440,6 +446,8 @@ class Worker:
             reopen_error_log(self.log)
             if self.handler is not None and self.handler.access_log is not None:
                 self.handler.access_log.reopen()
+        if self.big_heads:
+            self._forget_finished_heads()
         header_timeout = self.settings.header_timeout
         keepalive = self.settings.keepalive
         for conn in list(connections.values()):
@@ -511,12 +519,42 @@ class Worker:
             conn.scanned = len(conn.buf)
             if conn.buf and not conn.head_since:
                 conn.head_since = monotonic()
+            if conn.scanned > BIG_HEAD:
+                self._bound_head_memory(conn)
             return None
         head, used = parsed
         conn.consume(used)
         conn.head_since = 0.0
         conn.scanned = 0
         return head
+
+    def _bound_head_memory(self, conn: Connection) -> None:
+        """Keep the incomplete big heads of this worker within HEAD_MEMORY_BUDGET: over it, the
+        largest is refused (431), this one included. Raises HTTPError for ``conn``."""
+        big = self.big_heads
+        big[conn] = conn.scanned
+        self._forget_finished_heads()
+        while sum(big.values()) > HEAD_MEMORY_BUDGET:
+            largest = max(big, key=big.__getitem__)
+            del big[largest]
+            if largest is conn:
+                raise HeaderFieldsTooLarge("too much memory held by incomplete request heads")
+            if largest.busy:
+                continue
+            self.connections.pop(largest.fd, None)
+            self.reject(largest, HeaderFieldsTooLarge("too much memory held by incomplete request heads"))
+            self.poller.forget(largest.fd)
+            largest.close()
+        if not big:
+            release_free_memory()
+
+    def _forget_finished_heads(self) -> None:
+        """Drop the big heads that completed or whose connection closed since they were counted."""
+        big = self.big_heads
+        for conn in [c for c in big if not c.head_since or c.sock.fileno() < 0]:
+            del big[conn]
+            if not big:
+                release_free_memory()
 
     def _read_proxy_header(self, conn: Connection) -> bool:
         """Consume the PROXY protocol header; False while it is incomplete. Raises HTTPError."""
