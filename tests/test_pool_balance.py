@@ -184,3 +184,26 @@ def test_nothing_is_lost_across_reloads_while_connections_are_handed_off(fresh_s
     for item in slow:
         item["thread"].join(10)
         assert item.get("response") is not None and item["response"].body == b"slept", item
+
+
+@pytest.mark.parametrize("worker_class", list(WORKER_ARGS))
+def test_nothing_is_lost_when_term_arrives_while_connections_are_handed_off(fresh_server, worker_class):
+    from test_process import wait_exit
+
+    server = fresh_server(*WORKER_ARGS[worker_class], "-w", "2", "--keep-alive", "30", "--handoff-delay", "0.01")
+    booted(server, 2)
+    clients = open_clients(server, 8)
+    try:
+        slow_client, slow_pid = clients[0]
+        slow_client.send(b"GET /sleep?0.5 HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.05)
+        for client, _ in clients[1:]:  # those parked with the slow one are handed off
+            client.send(b"GET /sleep?0.2 HTTP/1.1\r\nHost: t\r\n\r\n")
+        server.signal(15)  # SIGTERM while hand-offs are in flight
+        for client, _ in clients:
+            response = client.read_response()
+            assert response.status == 200 and response.header("Connection") == "close"
+        assert wait_exit(server, 15) == 0
+    finally:
+        for client, _ in clients:
+            client.sock.close()

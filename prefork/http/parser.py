@@ -20,6 +20,7 @@ from .errors import (
     BadRequest,
     ExpectationFailed,
     HeaderFieldsTooLarge,
+    HTTPError,
     NotImplementedHTTP,
     PayloadTooLarge,
     URITooLong,
@@ -101,43 +102,63 @@ def parse_head(buf: bytes, limits: Limits, scanned: int = 0) -> tuple[RequestHea
             raise BadRequest("too many empty lines before the request line")
     end = buf.find(b"\r\n\r\n", max(start, scanned - 3))
     if end < 0:
-        # The terminator may be "\r\n" alone when the request line is the only line so far.
-        _check_incomplete(buf, start, limits, max(start, scanned - 1))
+        # A CR at the very end may start a CRLF: it is neither a bare CR nor counted in a line's length.
+        fault = _first_fault(buf, start, max(start, scanned - 1), len(buf) - (buf[-1:] == b"\r"), limits)
+        if fault is not None:
+            raise fault
         return None
     lines = buf[start:end].decode("latin-1").split("\r\n")
-    head = _request_line(lines[0], limits)
-    _message_semantics(head, _field_lines(head, lines, limits), limits)
+    try:
+        head = _request_line(lines[0], limits)
+        _message_semantics(head, _field_lines(head, lines, limits), limits)
+    except HTTPError as exc:
+        # Had the head arrived in pieces, the fault earliest in byte order that an incomplete head
+        # shows would have been refused first: refuse that one, so the verdict never depends on TCP.
+        raise _first_fault(buf, start, start, end + 2, limits) or exc from None
     return head, end + 4
 
 
-def _check_incomplete(buf: bytes, start: int, limits: Limits, new: int) -> None:
-    """Refuse an unfinished head as soon as it is certain to be invalid or too large; ``new`` is where
-    the bytes not yet checked by an earlier call begin."""
-    # A CR at the very end may start a CRLF: it is neither bare nor counted against a line's limit.
-    trailing_cr = buf[-1:] == b"\r"
-    if BARE_EOL_RE.search(buf, new, len(buf) - trailing_cr):
-        raise BadRequest("bare CR or LF in request head")
-    pending = len(buf) - start - trailing_cr
-    first_eol = buf.find(b"\r\n", start)
-    if first_eol < 0:
-        if not pending:
-            return
-        space = buf.find(b" ", start)
-        method = buf[start:space] if space >= 0 else buf[start:]
-        if NOT_TCHAR_BYTES_RE.search(method) or space == start:
-            raise BadRequest("invalid request line")
-        if limits.max_line and pending > limits.max_line:
-            raise URITooLong("request line too long")
-        if pending > UNLIMITED_HEAD:
-            raise URITooLong("request line too long")
-        return
-    if first_eol + 2 > new:  # the request line has just completed: judge it now, not at the end
-        _request_line(buf[start:first_eol].decode("latin-1"), limits)
-    if pending > limits.max_head:
-        raise HeaderFieldsTooLarge("request head too large")
-    last_line = len(buf) - buf.rfind(b"\r\n") - 2 - trailing_cr
-    if limits.max_field_size and last_line > limits.max_field_size:
-        raise HeaderFieldsTooLarge("header field too large")
+def _first_fault(buf: bytes, start: int, new: int, available: int, limits: Limits) -> HTTPError | None:
+    """The fault earliest in byte order among those an unfinished head can show: a bare CR or LF, a
+    method byte that is not a tchar, a line or a head over its limit, a complete request line that is
+    invalid. ``buf[start:available]`` is the head so far; bytes before ``new`` were looked at by an
+    earlier call, which found none of these."""
+    faults: list[tuple[int, int, HTTPError]] = []  # (position, rank for ties, error)
+    bare = BARE_EOL_RE.search(buf, new, available)
+    if bare is not None:
+        faults.append((bare.start(), 0, BadRequest("bare CR or LF in request head")))
+    eol = buf.find(b"\r\n", start, available)
+    line_end = eol if eol >= 0 else available
+    space = buf.find(b" ", start, line_end)
+    if space == start:
+        faults.append((start, 1, BadRequest("invalid request line")))
+    else:
+        method = NOT_TCHAR_BYTES_RE.search(buf, start, space if space >= 0 else line_end)
+        if method is not None:
+            faults.append((method.start(), 1, BadRequest("invalid request line")))
+    line_limit = limits.max_line or UNLIMITED_HEAD
+    if line_end - start > line_limit:
+        faults.append((start + line_limit, 2, URITooLong("request line too long")))
+    if eol >= 0:
+        if eol + 2 > new:  # the request line completed since the last look: judge it now
+            try:
+                _request_line(buf[start:eol].decode("latin-1"), limits)
+            except HTTPError as exc:
+                faults.append((eol, 3, exc))
+        field_limit = limits.max_field_size or UNLIMITED_HEAD
+        line_start = max(eol + 2, buf.rfind(b"\r\n", eol, max(new - 1, eol)) + 2)
+        while line_start < available:
+            next_eol = buf.find(b"\r\n", line_start, available)
+            end = next_eol if next_eol >= 0 else available
+            if end - line_start > field_limit:
+                faults.append((line_start + field_limit, 2, HeaderFieldsTooLarge("header field too large")))
+                break
+            if next_eol < 0:
+                break
+            line_start = next_eol + 2
+        if available - start > limits.max_head:
+            faults.append((start + limits.max_head, 2, HeaderFieldsTooLarge("request head too large")))
+    return min(faults, key=lambda fault: fault[:2])[2] if faults else None
 
 
 def _request_line(line: str, limits: Limits) -> RequestHead:
@@ -282,8 +303,9 @@ def _transfer_coding(head: RequestHead, codings: str, has_length: bool, http11: 
     if not http11:  # §6.1: Transfer-Encoding in HTTP/1.0 means faulty framing
         raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
     names = [c.strip(" \t").lower() for c in codings.split(",")]  # only SP/HTAB are OWS (RFC 9110 §5.6.3)
-    names = [n for n in names if n]
-    if not names or names[-1] != "chunked":
+    if "" in names:  # RFC 9110 §5.6.1 lets lists hold empty elements; a front proxy may not: refuse
+        raise BadRequest("empty element in Transfer-Encoding")
+    if names[-1] != "chunked":
         raise BadRequest("chunked must be the final transfer coding")
     if names.count("chunked") > 1:
         raise BadRequest("chunked applied more than once")

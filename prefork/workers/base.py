@@ -32,9 +32,9 @@ from time import monotonic
 from typing import Any
 
 from .. import scoreboard as sb
-from ..balance import BALANCE_INTERVAL, reclaim_candidate, should_accept, surplus
+from ..balance import BALANCE_INTERVAL
 from ..conn import Connection
-from ..handoff import ADDRESS_KEYS, Channel, Parcel
+from ..handoff import Channel
 from ..hooks import call_hook
 from ..http.errors import HeaderFieldsTooLarge, HTTPError, RequestTimeout
 from ..http.parser import Limits, RequestHead, parse_head
@@ -49,9 +49,9 @@ from ..proxy import ProxyPolicy
 from ..sockets import Listener
 from ..wsgi import WSGIHandler
 from .poller import Poller
+from .sharing import HOUSEKEEPING_INTERVAL, PoolMember
 
 EXIT_BOOT_FAILED = 3  # the master reads this exit status as "the application could not load"
-HOUSEKEEPING_INTERVAL = 0.5
 ACCEPT_BACKOFF = 0.5  # seconds without accepting after accept() failed (EMFILE, ENFILE, ENOMEM)
 ACCEPT_REPORT_INTERVAL = 10.0
 TAKE_PAUSE = 0.1
@@ -62,7 +62,7 @@ BIG_HEAD = 65536
 HEAD_MEMORY_BUDGET = 32 << 20  # seconds a worker that handed connections off leaves them to its siblings
 
 
-class Worker:
+class Worker(PoolMember):
     multithread = False
 
     def __init__(self, index: int, settings: Any, listeners: list[Listener], board: sb.Scoreboard,
@@ -261,27 +261,6 @@ class Worker:
             if self.alive and (now >= self.gates_due or len(connections) != self.gates_count):
                 self.update_gates(now)
 
-    def update_gates(self, now: float) -> None:
-        """Decide whether to watch the listeners and the hand-off channel. Runs when the number of
-        connections changed or BALANCE_INTERVAL passed, not at every turn of a busy loop."""
-        self.gates_count = len(self.connections)
-        self.gates_due = now + BALANCE_INTERVAL
-        if self.evacuating:
-            return
-        poller = self.poller
-        poller.set_accepting(self.can_accept(now))
-        poller.set_taking(self.can_take(now))
-        # A worker held back looks at its siblings again soon: one of them may have become busy,
-        # and new connections must not wait for it.
-        held_back = not poller.accepting or (self.channel is not None and not poller.taking)
-        self.poll_wait = BALANCE_INTERVAL if held_back else HOUSEKEEPING_INTERVAL
-
-    def can_take(self, now: float) -> bool:
-        """Whether to watch the hand-off channel: connections there have a request waiting, so
-        only a worker that can run one now takes them (whatever its number of connections); and
-        not just after it gave some away, or it would take its own back before a sibling woke."""
-        return now >= self.take_paused_until
-
     def before_poll(self) -> float:
         """Work due before the loop waits again; returns how long it may wait."""
         # A worker held back by the balance rule looks at its siblings again soon: one of them may
@@ -299,98 +278,12 @@ class Worker:
         """``conn``, parked in the loop, has bytes (or a hang-up) to read."""
         raise NotImplementedError
 
-    def can_accept(self, now: float) -> bool:
-        """Whether to watch the listeners and the hand-off channel; publishes the connection count."""
-        count = len(self.connections)
-        if count != self.published_connections:
-            self.published_connections = count
-            self.board.set_connections(self.index, count)
-        if now < self.accept_paused_until:
-            return False
-        if count >= self.settings.worker_connections and reclaim_candidate(self.connections.values()) is None:
-            return False
-        last_count, last_time, verdict = self.balance
-        if count != last_count or now - last_time >= BALANCE_INTERVAL:
-            verdict = should_accept(count, self.board.sibling_loads(self.index))
-            self.balance = (count, now, verdict)
-        return verdict
-
-    def reclaim(self) -> None:
-        """At --worker-connections: close the keep-alive connection idle the longest (between
-        requests, with nothing pending), as gunicorn's gthread worker does, to make room."""
-        conn = reclaim_candidate(self.connections.values())
-        if conn is not None:
-            self.log.debug("At %d connections: closing the longest-idle one", len(self.connections))
-            self.forget(conn)
-
     def forget(self, conn: Connection) -> None:
         """Close a connection; any thread may call it for a connection it owns. Closing the last
         descriptor of a socket also removes it from epoll."""
         self.connections.pop(conn.fd, None)
         conn.close()
 
-    # -- hand-off between workers ----------------------------------------------------------------
-
-    def hand_off(self, conn: Connection, now: float) -> bool:
-        """Give ``conn`` (owned by the caller, not running a request) to the first free sibling."""
-        channel = self.channel
-        if channel is None or not conn.handoff_allowed or not self.alive:
-            return False
-        addresses = {key: conn.environ.get(key, "") for key in ADDRESS_KEYS}
-        parcel = Parcel(bytes(conn.buf), conn.requests, conn.trusted, conn.proxy_header_pending, addresses,
-                        now - conn.head_since if conn.head_since else -1.0)
-        if not channel.send(conn.sock, parcel):
-            return False
-        self.take_paused_until = now + TAKE_PAUSE
-        self.poller.set_taking(False)
-        self.connections.pop(conn.fd, None)
-        self.poller.forget(conn.fd)
-        conn.detach()
-        self.handed_off += 1
-        self.board.count_handoffs(self.index, self.handed_off, self.taken_over)
-        return True
-
-    def take_over(self, now: float) -> Connection | None:
-        """A connection a sibling handed off, with the bytes it had read; None if another was faster."""
-        received = self.channel.receive() if self.channel is not None else None
-        if received is None:
-            return None
-        sock, parcel = received
-        environ = dict(self.handler.base)
-        environ.update(parcel.addresses)
-        conn = Connection(sock, environ, now)
-        if parcel.buf:
-            conn.append(parcel.buf)
-        conn.requests = parcel.requests
-        conn.trusted = parcel.trusted
-        conn.proxy_header_pending = parcel.proxy_header_pending
-        if parcel.head_age >= 0:
-            conn.head_since = now - parcel.head_age
-        self.taken_over += 1
-        self.board.count_handoffs(self.index, self.handed_off, self.taken_over)
-        if conn.recv_nowait() or conn.buf:
-            return conn
-        conn.close()
-        return None
-
-    def rebalance(self, now: float) -> None:
-        """Give idle kept-alive connections to siblings while this worker is well ahead of them."""
-        excess = surplus(len(self.connections), self.board.sibling_loads(self.index))
-        if not excess:
-            return
-        idle = [conn for conn in self.connections.values()
-                if not (conn.busy or conn.head_since or conn.buf) and conn.requests]
-        for conn in idle[:excess]:
-            self.hand_off(conn, now)
-
-    def evacuate(self, now: float, keep: Connection | None = None) -> None:
-        """The master is about to kill this worker: hand every parked connection to a sibling."""
-        self.evacuating = True
-        self.poller.set_accepting(False)
-        self.poller.set_taking(False)
-        for conn in list(self.connections.values()):
-            if conn is not keep and not conn.busy:
-                self.hand_off(conn, now)
 
     def _progress(self) -> None:
         """Heartbeat before a client I/O call that may block (see conn.py: timeouts in order)."""
