@@ -386,3 +386,14 @@ def test_incomplete_heads_share_a_memory_budget(fresh_server):  # G13
     finally:
         for sock in clients:
             sock.close()
+
+
+def test_response_heads_echoing_client_input_are_not_cached():  # G9
+    from prefork.http import response
+
+    response._app_heads.clear()
+    for i in range(50):
+        app_head("302 Found", [("Location", "/" + "x" * 8000 + str(i))])
+    assert not response._app_heads
+    app_head("200 OK", [("Content-Type", "text/plain")])
+    assert len(response._app_heads) == 1

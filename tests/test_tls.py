@@ -56,6 +56,7 @@ def test_https_keep_alive_body_and_file(fresh_server, cert, payload_file, kind):
         client.send(b"GET /environ-json HTTP/1.1\r\nHost: localhost\r\n\r\n")
         env = json.loads(client.read_response().body)
         assert env["wsgi.url_scheme"] == "https"
+        assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("localhost", "443")  # the https default (G5)
         client.send(b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
                     b"5\r\nhello\r\n0\r\n\r\n")
         assert client.read_response().body == b"hello"

@@ -37,8 +37,7 @@ from ..conn import Connection
 from ..handoff import Channel
 from ..hooks import call_hook
 from ..http.errors import HeaderFieldsTooLarge, HTTPError, RequestTimeout
-from ..http.parser import Limits, RequestHead, parse_head
-from ..http.proxy_protocol import parse_proxy_header
+from ..http.parser import Limits, RequestHead
 from ..http.response import server_headers
 from ..loader import AppLoadError, load_app
 from ..logs import AccessLog, capture_output, error_stream, open_log_stream, reopen_error_log
@@ -405,20 +404,9 @@ class Worker(PoolMember):
 
     def next_head(self, conn: Connection) -> RequestHead | None:
         """The next complete request head buffered on ``conn``, or None. Raises HTTPError."""
-        if conn.proxy_header_pending and not self._read_proxy_header(conn):
-            return None
-        parsed = parse_head(conn.buf, self.limits, conn.scanned)
-        if parsed is None:
-            conn.scanned = len(conn.buf)
-            if conn.buf and not conn.head_since:
-                conn.head_since = monotonic()
-            if conn.scanned > BIG_HEAD:
-                self._bound_head_memory(conn)
-            return None
-        head, used = parsed
-        conn.consume(used)
-        conn.head_since = 0.0
-        conn.scanned = 0
+        head = conn.next_head(self.limits)
+        if head is None and conn.scanned > BIG_HEAD:
+            self._bound_head_memory(conn)
         return head
 
     def _bound_head_memory(self, conn: Connection) -> None:
@@ -448,20 +436,6 @@ class Worker(PoolMember):
             del big[conn]
             if not big:
                 release_free_memory()
-
-    def _read_proxy_header(self, conn: Connection) -> bool:
-        """Consume the PROXY protocol header; False while it is incomplete. Raises HTTPError."""
-        parsed = parse_proxy_header(conn.buf)
-        if parsed is None:
-            if conn.buf and not conn.head_since:
-                conn.head_since = monotonic()  # the header timeout covers the PROXY header too
-            return False
-        address, used = parsed
-        conn.consume(used)
-        conn.proxy_header_pending = False
-        if address is not None:
-            conn.environ = dict(conn.environ, REMOTE_ADDR=address[0], REMOTE_PORT=str(address[1]))
-        return True
 
     def serve_connection(self, conn: Connection, head: RequestHead | None = None, entry: tuple = ()) -> bool:
         """Run ``head`` (if given) and every complete request buffered on ``conn``; ``entry`` is the
