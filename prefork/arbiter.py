@@ -49,7 +49,7 @@ ADOPTED_WORKERS_ENV = "PREFORK_OLD_WORKERS"  # workers a re-executed master must
 
 
 class Arbiter:
-    def __init__(self, settings: Any, log: logging.Logger, argv: list[str] | None = None) -> None:
+    def __init__(self, settings: Any, log: logging.Logger, argv: list[str] | None = None, statsd: Any = None) -> None:
         self.settings = settings
         self.argv = argv  # re-read on HUP, with the environment and the config file
         self.log = log
@@ -64,6 +64,8 @@ class Arbiter:
         self.upgrade_child = 0  # pid of the new master started by USR2
         self.app = None  # the preloaded application (--preload)
         self.channel: Channel | None = None  # the workers' hand-off channel, kept for our lifetime
+        self.statsd = statsd  # gunicorn's statsd metrics (--statsd-host), or None
+        self.reported_workers = -1
         self.pool.server = self
 
     # gunicorn's names, for server hooks written for gunicorn
@@ -91,6 +93,9 @@ class Arbiter:
                 self._dispatch_signals()
                 self._reap()
                 self.pool.check_health(monotonic())
+                if self.statsd is not None and len(self.pool.workers) != self.reported_workers:
+                    self.reported_workers = len(self.pool.workers)
+                    self.statsd.workers(self.reported_workers)
                 if self.pool.first_start_failed and self.exit_code is None:
                     self.exit_code, self.graceful = EXIT_APP_LOAD, False
             self.notifier.stopping("stopping")
@@ -134,7 +139,7 @@ class Arbiter:
             return EXIT_CONFIG
         if settings.preload_app:
             try:
-                self.app = load_app(settings.app_uri)
+                self.app = load_app(settings.app_uri, settings.raw_paste_global_conf)
             except AppLoadError as exc:
                 self.log.error("Failed to load application %r: %s", settings.app_uri, exc)
                 return EXIT_APP_LOAD
@@ -163,7 +168,8 @@ class Arbiter:
         if inherited:
             self.pool.announce_main_pid = ADOPTED_WORKERS_ENV not in os.environ  # USR2, not a re-exec
             return [from_fd(int(fd), owned=True) for fd in inherited.split(",")]
-        return [bind(address, self.settings.backlog) for address in self.settings.bind]
+        owner = (self.pool.uid, self.pool.gid)
+        return [bind(address, self.settings.backlog, self.settings.umask, owner) for address in self.settings.bind]
 
     def _close_listeners(self) -> None:
         for listener in self.listeners:
@@ -325,7 +331,7 @@ class Arbiter:
     def _spawn(self, proc: WorkerProc) -> int:
         worker_class = WORKER_CLASSES[self.settings.worker_class]
         worker = worker_class(proc.slot, self.settings, self.listeners, self.pool.board, self.log,
-                              f"prefork/{__version__}", self.channel)
+                              f"prefork/{__version__}", self.channel, self.statsd)
         self.hook("pre_fork", worker)
         pid = os.fork()
         if pid:

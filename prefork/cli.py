@@ -13,7 +13,7 @@ from .arbiter import EXIT_APP_LOAD, EXIT_CONFIG, Arbiter
 from .config import ConfigError, describe, load
 from .loader import AppLoadError, load_app, parse_app_uri
 from .logs import configure_logging, unwritable_log_paths
-from .process import resolve_user
+from .process import daemonize, resolve_user
 from .sockets import BindError, bind
 
 
@@ -32,11 +32,18 @@ def main(argv: list[str] | None = None) -> int:
         for problem in problems:
             print(f"prefork: error: {problem}", file=sys.stderr)
         return EXIT_CONFIG
+    statsd = None
     try:
-        log = configure_logging(settings)
+        if settings.statsd_host:
+            from .statsd import Statsd
+
+            statsd = Statsd(settings.statsd_host, settings.statsd_prefix, settings.dogstatsd_tags)
+        log = configure_logging(settings, statsd)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         print(f"prefork: error: cannot set up logging: {exc!r}", file=sys.stderr)
         return EXIT_CONFIG
+    for warning in meta.warnings:
+        log.warning("%s", warning)
     for assignment in settings.raw_env:
         key, _, value = assignment.partition("=")
         os.environ[key] = value
@@ -54,8 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return EXIT_CONFIG
     if meta.check_config:
-        return check_config(settings, log)
-    return Arbiter(settings, log, argv).run()
+        code = check_config(settings, log)
+        return code or (EXIT_CONFIG if meta.warnings and meta.strict_config else 0)
+    if settings.daemon:
+        daemonize()
+    return Arbiter(settings, log, argv, statsd).run()
 
 
 def check_config(settings, log) -> int:
@@ -72,7 +82,7 @@ def check_config(settings, log) -> int:
         log.error("%s", exc)
         return EXIT_CONFIG
     try:
-        load_app(settings.app_uri)
+        load_app(settings.app_uri, settings.raw_paste_global_conf)
     except AppLoadError as exc:
         log.error("Failed to load application %r: %s", settings.app_uri, exc)
         return EXIT_APP_LOAD

@@ -3,9 +3,12 @@
 Precedence, lowest first: defaults < config file (``-c FILE``, else ``./prefork.conf.py`` if present)
 < environment (``PREFORK_<NAME>``, ``PREFORK_CMD_ARGS``, and gunicorn's ``WEB_CONCURRENCY`` and
 ``PORT`` as defaults) < command line. A config file uses gunicorn's setting names, so a gunicorn user's
-``gunicorn.conf.py`` loads unchanged; a name prefork does not know is an error with a suggestion,
-and a gunicorn setting prefork does not support is an error that says so.
-Runs in the master only.
+``gunicorn.conf.py`` loads unchanged: it runs with its own directory and the working directory on
+``sys.path`` (as in gunicorn), ``-c python:MODULE`` names a module instead of a file, helper variables
+and unknown names are warnings with a "did you mean" (errors with ``--strict-config``), and the
+gunicorn settings of ``compat.py`` are accepted without effect or refused with the reason. Choices
+(worker_class) are checked on the effective value only, so a file's value overridden on the command
+line never matters. Runs in the master only.
 """
 
 from __future__ import annotations
@@ -15,68 +18,38 @@ import json
 import os
 import runpy
 import shlex
+import sys
 from typing import Any
 
-from .settings import BY_NAME, SETTINGS, Setting, Settings, build_parser, env_name
+from .compat import ALL as COMPAT
+from .compat import REFUSED, asks_for_nothing
+from .loader import PASTE
+from .settings import BY_NAME, SETTINGS, Setting, Settings, build_parser, env_name, json_mapping
 
 DEFAULT_CONFIG_FILE = "prefork.conf.py"
-
-# gunicorn settings prefork knows and refuses, with the reason an operator needs.
-UNSUPPORTED = {
-    "daemon": "run prefork under systemd, a container runtime or a process supervisor instead",
-    "reload": "code reloading on file change is a development feature; send HUP to reload",
-    "reload_engine": "see 'reload'",
-    "reload_extra_files": "see 'reload'",
-    "spew": "use a profiler or tracer instead",
-    "worker_tmp_dir": "worker health lives in shared memory, not in files",
-    "paste": "PasteDeploy applications are not supported; name the WSGI callable",
-    "raw_paste_global_conf": "see 'paste'",
-    "statsd_host": "statsd metrics are not implemented yet",
-    "dogstatsd_tags": "see 'statsd_host'",
-    "statsd_prefix": "see 'statsd_host'",
-    "logger_class": "configure logging with the logging module instead",
-    "ssl_context": "not implemented: use certfile, keyfile, ca_certs, cert_reqs and ciphers",
-    "ssl_version": "TLS 1.2 or newer is negotiated by the ssl module's defaults",
-    "do_handshake_on_connect": "the handshake always runs in the event loop, never blocking it",
-    "suppress_ragged_eofs": "always suppressed",
-    "permit_obsolete_folding": "obs-fold is refused (RFC 9112 §5.2): it enables request smuggling",
-    "permit_unconventional_http_method": "methods are validated as RFC 9110 tokens",
-    "permit_unconventional_http_version": "only HTTP/1.0 and HTTP/1.1 are served",
-    "casefold_http_method": "methods are case-sensitive (RFC 9110 §9.1)",
-    "strip_header_spaces": "whitespace before a colon is refused (RFC 9112 §5.1): it enables smuggling",
-    "header_map": "prefork always drops header names with underscores ('drop')",
-    "logconfig_json": "use logconfig_dict (a dict in the config file, or JSON in --log-config-dict)",
-    "disable_redirect_access_to_syslog": "the access log never goes to syslog",
-}
-# gunicorn settings that have no effect in prefork because it always behaves that way: accepted, so
-# that gunicorn config files load, and listed by --print-config's caller as ignored.
-IGNORED = {
-    "sendfile": "wsgi.file_wrapper always uses os.sendfile for regular files",
-    "reuse_port": "EPOLLEXCLUSIVE already wakes one worker per connection",
-    "initgroups": "supplementary groups are always initialised with --user",
-    "tmp_upload_dir": "request bodies are streamed, never written to disk",
-    "default_proc_name": "the process title uses --name or the application",
-    "enable_stdio_inheritance": "prefork never daemonizes: the workers always share its stdio",
-}
-
 
 # Values of these types are settings (or typos of settings); anything else in a config file is a helper.
 _SETTING_TYPES = (str, bytes, int, float, bool, list, tuple, dict, type(None))
 
-
-_IGNORE = object()
 
 
 class ConfigError(Exception):
     """Settings that cannot be used; the message names the setting and its source."""
 
 
+META = ("config", "check_config", "print_config", "strict_config")
+
+
 def load(argv: list[str], environ: dict[str, str] | None = None) -> tuple[Settings, argparse.Namespace]:
-    """Parse everything; returns the settings and the CLI-only switches (config, check/print)."""
+    """Parse everything; returns the settings and the CLI-only switches (config, check/print/strict)
+    with ``warnings``: what was accepted without effect or not understood, to log once at start."""
     environ = dict(os.environ if environ is None else environ)
     parser = build_parser()
     cli = vars(parser.parse_args(argv))
-    meta = argparse.Namespace(**{k: cli.pop(k, None) for k in ("config", "check_config", "print_config")})
+    meta = argparse.Namespace(**{k: cli.pop(k, None) for k in META})
+    meta.warnings = []
+    for name in [k for k in cli if k in COMPAT]:
+        _compat_value(name, cli.pop(name), "the command line", meta.warnings)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
 
@@ -88,7 +61,11 @@ def load(argv: list[str], environ: dict[str, str] | None = None) -> tuple[Settin
     apply(_gunicorn_environment(environ), "env")
     path = meta.config or (DEFAULT_CONFIG_FILE if os.path.exists(DEFAULT_CONFIG_FILE) else None)
     if path:
-        apply(load_file(path), f"file {path}")
+        file_values, unknown = load_file(path, meta.warnings)
+        if unknown and meta.strict_config:
+            raise ConfigError("; ".join(unknown) + " (--strict-config)")
+        meta.warnings += unknown
+        apply(file_values, f"file {path}")
     apply(_environment(environ), "env")
     if environ.get("PREFORK_CMD_ARGS"):
         extra = vars(parser.parse_args(shlex.split(environ["PREFORK_CMD_ARGS"])))
@@ -100,48 +77,80 @@ def load(argv: list[str], environ: dict[str, str] | None = None) -> tuple[Settin
     apply({k: v for k, v in cli.items() if k in BY_NAME}, "cli")
     if app_uri:
         apply({"wsgi_app": app_uri}, "cli")
+    for name, value in values.items():  # choices are checked on the effective value only
+        setting = BY_NAME[name]
+        if setting.choices and value is not None and value not in setting.choices:
+            raise ConfigError(f"{sources[name]}: {name} {value!r} is not one of {', '.join(setting.choices)}")
     app = values.get("wsgi_app")
+    if values.get("paste"):  # gunicorn: --paste names the application
+        app = PASTE + os.path.abspath(values["paste"])
     if not app:
         parser.error("the application (MODULE:APP) is required, on the command line or as wsgi_app")
     return Settings(values, app, sources), meta
 
 
-def load_file(path: str) -> dict[str, Any]:
-    """Run a Python config file and return its settings, refusing unknown and unsupported names."""
-    try:
-        namespace = runpy.run_path(path, run_name="__config__")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path!r} not found") from None
-    except Exception as exc:  # noqa: BLE001 - whatever the file raises is reported as a config error
-        raise ConfigError(f"config file {path!r} failed: {exc!r}") from None
+def load_file(path: str, warnings: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """Run a Python config file (or ``python:MODULE``); return its settings and the unknown names.
+
+    Accepted-without-effect settings add to ``warnings``; refused ones raise ConfigError."""
+    namespace = _run_config(path)
     values = {}
+    unknown = []
     for name, value in namespace.items():
         if name.startswith("_"):
             continue
-        if not isinstance(value, _SETTING_TYPES) and name not in BY_NAME:
-            continue  # a module, helper function, class or object the file imports or defines
-        value = _file_value(name, value, path)
-        if value is not _IGNORE:
-            values[name] = value
-    return values
+        if name in COMPAT:
+            _compat_value(name, value, path, warnings)
+            continue
+        if name not in BY_NAME:
+            if isinstance(value, _SETTING_TYPES) and not isinstance(value, type):
+                unknown.append(_unknown(name, path))
+            continue  # modules, helper functions and classes the file imports or defines
+        try:
+            values[name] = coerce(BY_NAME[name], value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}: invalid value for {name!r}: {exc}") from None
+    return values, unknown
 
 
-def _file_value(name: str, value: Any, path: str) -> Any:
-    if name in IGNORED:
-        return _IGNORE
-    if name in UNSUPPORTED:
-        raise ConfigError(f"{path}: setting {name!r} is not supported by prefork: {UNSUPPORTED[name]}")
-    setting = BY_NAME.get(name)
-    if setting is None:
-        import difflib  # only for a typo's suggestion
-
-        close = difflib.get_close_matches(name, [*BY_NAME, *UNSUPPORTED], n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"{path}: unknown setting {name!r}{hint}")
+def _run_config(path: str) -> dict[str, Any]:
+    """gunicorn's way: the file's directory and the working directory on sys.path while it runs."""
+    saved = list(sys.path)
     try:
-        return coerce(setting, value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: invalid value for {name!r}: {exc}") from None
+        if path.startswith("python:"):
+            import importlib
+
+            sys.path[:0] = [os.getcwd()]
+            return vars(importlib.import_module(path[len("python:"):]))
+        if not os.path.exists(path):
+            raise ConfigError(f"config file {path!r} not found")
+        sys.path[:0] = [os.path.dirname(os.path.abspath(path)), os.getcwd()]
+        return runpy.run_path(path, run_name="__config__")
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the file raises is reported as a config error
+        raise ConfigError(f"config file {path!r} failed: {exc!r}") from None
+    finally:
+        sys.path[:] = saved
+
+
+def _unknown(name: str, path: str) -> str:
+    import difflib  # only for a typo's suggestion
+
+    close = difflib.get_close_matches(name, [*BY_NAME, *COMPAT], n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{path}: unknown setting {name!r} ignored{hint}"
+
+
+def _compat_value(name: str, value: Any, where: str, warnings: list[str]) -> None:
+    """A gunicorn setting from compat.py: refuse it with the reason, or note that it has no effect."""
+    entry = COMPAT[name]
+    if name in REFUSED:
+        if not asks_for_nothing(entry, value):
+            raise ConfigError(f"{where}: setting {name!r} is not supported by prefork: {entry.reason}")
+        return
+    if value not in (None, False, ""):
+        warnings.append(f"{where}: {name} has no effect in prefork: {entry.reason}")
 
 
 def coerce(setting: Setting, value: Any) -> Any:
@@ -155,16 +164,19 @@ def coerce(setting: Setting, value: Any) -> Any:
             return value.strip().lower() in ("1", "true", "yes", "on")
         return bool(value)
     if isinstance(value, dict) or (isinstance(value, list | tuple) and not setting.append):
-        return setting.parse(json.dumps(value))
+        try:
+            text = json.dumps(value)
+        except TypeError:  # objects inside (a logconfig_dict holding a stream): use the value itself
+            if isinstance(value, dict) and setting.parse is json_mapping:
+                return value
+            raise
+        return setting.parse(text)
     if setting.append:
         items = value.split() if isinstance(value, str) else list(value)
         return [setting.parse(str(item)) for item in items]
     if value is None:
         return None
-    result = setting.parse(str(value))
-    if setting.choices and result not in setting.choices:
-        raise ValueError(f"{value!r} is not one of {', '.join(setting.choices)}")
-    return result
+    return setting.parse(str(value))
 
 
 def _environment(environ: dict[str, str]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ A test regenerates it and fails when the committed file differs, so the referenc
 
 from __future__ import annotations
 
-from .config import IGNORED, UNSUPPORTED
+from .compat import IGNORED, REFUSED
 from .settings import SETTINGS, env_name
 
 
@@ -39,10 +39,13 @@ def settings_markdown() -> str:
             f"- applied by a reload (HUP): {'yes' if setting.hup else 'no, needs a restart'}",
             "",
         ]
-    lines += ["## gunicorn settings prefork refuses", "", "| setting | why |", "|---|---|"]
-    lines += [f"| `{name}` | {reason} |" for name, reason in sorted(UNSUPPORTED.items())]
-    lines += ["", "## gunicorn settings accepted and ignored", "", "| setting | why |", "|---|---|"]
-    lines += [f"| `{name}` | {reason} |" for name, reason in sorted(IGNORED.items())]
+    lines += ["## gunicorn settings prefork refuses", "",
+              "Refused with the reason, unless the value asks for nothing (`False`, empty, or the harmless "
+              "value shown).", "", "| setting | flags | why | accepted values |", "|---|---|---|---|"]
+    lines += [f"| `{c.name}` | {' '.join(c.flags) or '-'} | {c.reason} | {', '.join(map(repr, c.harmless)) or '-'} |"
+              for c in sorted(REFUSED.values())]
+    lines += ["", "## gunicorn settings accepted and ignored", "", "| setting | flags | why |", "|---|---|---|"]
+    lines += [f"| `{c.name}` | {' '.join(c.flags) or '-'} | {c.reason} |" for c in sorted(IGNORED.values())]
     return "\n".join(lines) + "\n"
 
 

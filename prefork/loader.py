@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -19,8 +20,13 @@ class AppLoadError(Exception):
     """The application could not be loaded; ``str()`` is what the operator needs to read."""
 
 
+PASTE = "paste:"  # app_uri of an application from a PasteDeploy file (--paste): paste:/path/app.ini[#name]
+
+
 def parse_app_uri(uri: str) -> tuple[str, ast.expr]:
     """Split ``module:expression`` and check the expression's shape without importing anything."""
+    if uri.startswith(PASTE):
+        return uri, ast.Constant(None)
     module, _, expr = uri.partition(":")
     if not module or not all(part.isidentifier() for part in module.split(".")):
         raise AppLoadError(f"invalid application {uri!r}: expected MODULE or MODULE:NAME")
@@ -56,8 +62,10 @@ def _resolve(module_obj: object, node: ast.expr, uri: str) -> object:
     return factory(*args, **kwargs)
 
 
-def load_app(uri: str) -> Callable:
+def load_app(uri: str, paste_globals: list[str] | tuple[str, ...] = ()) -> Callable:
     """Import and return the application; the current directory is on sys.path, as in gunicorn."""
+    if uri.startswith(PASTE):
+        return _load_paste(uri[len(PASTE):], paste_globals)
     module_name, node = parse_app_uri(uri)
     if "" not in sys.path and "." not in sys.path:
         sys.path.insert(0, "")
@@ -78,6 +86,22 @@ def load_app(uri: str) -> Callable:
     if not callable(app):
         raise AppLoadError(f"application {uri!r} is not callable: {type(app).__name__}")
     return app
+
+
+def _load_paste(spec: str, paste_globals: list[str] | tuple[str, ...]) -> Callable:
+    """--paste FILE[#NAME] with PasteDeploy, its directory on sys.path as gunicorn does."""
+    try:
+        from paste.deploy import loadapp  # type: ignore[import-not-found]
+    except ImportError:
+        raise AppLoadError("--paste needs the PasteDeploy package (pip install PasteDeploy)") from None
+    path, _, name = spec.partition("#")
+    path = os.path.abspath(path)
+    sys.path.insert(0, os.path.dirname(path))
+    global_conf = dict(item.split("=", 1) for item in paste_globals)
+    try:
+        return loadapp(f"config:{path}", name=name or None, global_conf=global_conf)
+    except Exception as exc:  # noqa: BLE001 - any failure of the app's loading is reported as a load error
+        raise AppLoadError(_with_traceback(f"error while loading {path!r} with PasteDeploy: {exc!r}")) from None
 
 
 def _with_traceback(message: str) -> str:

@@ -79,17 +79,24 @@ def setup_error_log(target: str, level: str) -> logging.Logger:
     return log
 
 
-def configure_logging(settings: Any) -> logging.Logger:
+def configure_logging(settings: Any, statsd: Any = None) -> logging.Logger:
     """The error log from the settings: file or stderr, syslog, then --log-config/--log-config-dict."""
     log = setup_error_log(settings.errorlog, settings.loglevel)
     if settings.syslog:
         log.addHandler(_syslog_handler(settings))
-    if settings.logconfig or settings.logconfig_dict:
+    if settings.logconfig or settings.logconfig_dict or settings.logconfig_json:
         import logging.config  # here, not at the top: it weighs 2 MB in every process
     if settings.logconfig:
         logging.config.fileConfig(settings.logconfig, disable_existing_loggers=False)
+    if settings.logconfig_json:
+        with open(settings.logconfig_json) as f:
+            logging.config.dictConfig({"disable_existing_loggers": False, **json.load(f)})
     if settings.logconfig_dict:
         logging.config.dictConfig({"disable_existing_loggers": False, **settings.logconfig_dict})
+    if statsd is not None:
+        from .statsd import StatsdLogHandler
+
+        log.addHandler(StatsdLogHandler(statsd))
     return log
 
 
@@ -168,7 +175,7 @@ class _Atoms(dict):
                 lname = name.lower()
                 value = next((v for n, v in self.response_headers if n.lower() == lname), None)
             elif kind == "e":
-                value = self.environ.get(name)
+                value = self.environ.get(name) or None  # gunicorn prints "-" for an empty variable
             else:
                 value = None
             return "-" if value is None else escape(str(value))
@@ -196,7 +203,7 @@ class AccessLog:
         protocol = escape(get("SERVER_PROTOCOL", "-"))
         sent = response.sent if response.headers_sent else 0
         atoms = {
-            "h": escape(get("REMOTE_ADDR") or "-"),
+            "h": escape(get("REMOTE_ADDR", "-")),  # "" for a unix-socket peer, as gunicorn logs it
             "l": "-",
             "u": _basic_auth_user(get("HTTP_AUTHORIZATION")),
             "t": time.strftime("[%d/%b/%Y:%H:%M:%S %z]"),

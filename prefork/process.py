@@ -49,6 +49,21 @@ def tune_malloc() -> None:
         pass
 
 
+def daemonize() -> None:
+    """-D: detach from the terminal and the session (double fork), stdio to /dev/null; the pidfile is
+    written afterwards by the master, with the daemon's PID."""
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
+
+
 def release_free_memory() -> None:
     """Give the heap's free pages back to the kernel (glibc malloc_trim), after a burst of big
     request heads was refused or closed."""

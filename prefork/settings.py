@@ -13,6 +13,9 @@ import json
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from . import __version__
+from .compat import ALL as COMPAT
+from .compat import help_text as compat_help
 from .proxy import DEFAULT_SCHEME_HEADERS
 
 
@@ -182,8 +185,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("proxy_protocol", ("--proxy-protocol",), False, "Expect a PROXY protocol header (v1 or v2) at "
             "the start of every connection from --proxy-allow-ips; REMOTE_ADDR/REMOTE_PORT come from it.",
             "proxy", flag=True),
-    Setting("proxy_allow_ips", ("--proxy-allow-ips",), "127.0.0.1,::1", "Peers (IPs and CIDRs, or *) that "
-            "must send a PROXY protocol header when --proxy-protocol is on; other peers speak plain HTTP.",
+    Setting("proxy_allow_ips", ("--proxy-allow-ips", "--proxy-allow-from"), "127.0.0.1,::1", "Peers (IPs and "
+            "CIDRs, or *) that must send a PROXY protocol header when --proxy-protocol is on; other peers speak "
+            "plain HTTP.",
             "proxy", address_list, "ADDRESSES"),
     Setting("certfile", ("--certfile",), None, "TLS certificate chain (PEM). With it, every listener speaks "
             "HTTPS; prefer terminating TLS in a proxy when there is one.", "tls", str, "FILE", hup=False),
@@ -219,6 +223,29 @@ SETTINGS: tuple[Setting, ...] = (
             "user_agent, request_id, pid) instead of access_log_format.", "logging", flag=True),
     Setting("proc_name", ("-n", "--name"), None, "Process name shown in ps/top (needs setproctitle).",
             "process", str, "NAME"),
+    Setting("daemon", ("-D", "--daemon"), False, "Detach from the terminal and run in the background "
+            "(stdio to /dev/null; use --pid and log files). Under systemd or a container, leave it off.",
+            "process", flag=True, hup=False),
+    Setting("logconfig_json", ("--log-config-json",), None, "A JSON file holding a logging.config.dictConfig "
+            "mapping, applied like --log-config-dict.", "logging", str, "FILE", hup=False),
+    Setting("statsd_host", ("--statsd-host",), None, "Send gunicorn's statsd metrics (requests, request "
+            "duration, status codes, workers, log levels) over UDP to HOST:PORT (or unix:PATH). Never blocks a "
+            "request: a full socket drops the metric.", "metrics", str, "ADDRESS", hup=False),
+    Setting("statsd_prefix", ("--statsd-prefix",), "", "Prefix for the statsd metric names (a dot is added).",
+            "metrics", str, "PREFIX", hup=False),
+    Setting("dogstatsd_tags", ("--dogstatsd-tags",), "", "Comma-separated DogStatsD tags (key:value) added to "
+            "every statsd metric.", "metrics", str, "TAGS", hup=False),
+    Setting("reload", ("--reload",), False, "Development: reload the workers (a graceful HUP) when a source file "
+            "of the application or a --reload-extra-file changes.", "development", flag=True, hup=False),
+    Setting("reload_engine", ("--reload-engine",), "auto", "How --reload notices changes: auto or poll "
+            "(gunicorn's inotify is accepted and polls too).", "development", str, "ENGINE",
+            choices=("auto", "poll", "inotify"), hup=False),
+    Setting("reload_extra_files", ("--reload-extra-file",), [], "Another file --reload watches (repeatable).",
+            "development", str, "FILE", append=True, hup=False),
+    Setting("paste", ("--paste", "--paster"), None, "Load the application from a PasteDeploy .ini file "
+            "(needs the PasteDeploy package) instead of MODULE:APP.", "server", str, "INI", hup=False),
+    Setting("raw_paste_global_conf", ("--paste-global",), [], "KEY=VALUE global_conf for --paste "
+            "(repeatable).", "server", env_assignment, "KEY=VALUE", append=True, hup=False),
 )
 
 # Server hooks, with gunicorn's names and signatures. "server" is the master (.log, .cfg, .pid),
@@ -295,6 +322,9 @@ def build_parser(prog: str = "prefork") -> argparse.ArgumentParser:
                       "application import, then exit: 0 when all is well.")
     meta.add_argument("--print-config", action="store_true", help="Print every effective setting with its "
                       "source (default, file, env, cli), then exit.")
+    meta.add_argument("--strict-config", action="store_true", help="Unknown names in the config file are "
+                      "errors, not warnings.")
+    meta.add_argument("--version", action="version", version=f"prefork {__version__}")
     groups: dict[str, argparse._ArgumentGroup] = {}
     for setting in SETTINGS:
         if not setting.flags:
@@ -316,6 +346,12 @@ def build_parser(prog: str = "prefork") -> argparse.ArgumentParser:
             choices=setting.choices,
             help=help_text,
         )
+    compat = parser.add_argument_group("gunicorn settings prefork accepts without effect or refuses")
+    for entry in COMPAT.values():
+        if entry.flags and entry.takes_value:
+            compat.add_argument(*entry.flags, dest=entry.name, metavar="VALUE", help=compat_help(entry))
+        elif entry.flags:
+            compat.add_argument(*entry.flags, dest=entry.name, action="store_true", help=compat_help(entry))
     parser.add_argument("app_uri", metavar="MODULE:APP", nargs="?",
                         help="WSGI application, e.g. myproject.wsgi:app")
     return parser

@@ -22,9 +22,10 @@ class BindError(Exception):
 
 
 def parse_address(text: str) -> tuple[int, object]:
-    """``HOST:PORT`` / ``[IPV6]:PORT`` / ``unix:PATH`` -> ``(family, sockaddr)``."""
+    """``HOST:PORT`` / ``[IPV6]:PORT`` / ``unix:PATH`` -> ``(family, sockaddr)``; as in gunicorn,
+    ``unix://PATH`` is PATH too (``unix://tmp/x.sock`` is relative, ``unix:///tmp/x.sock`` absolute)."""
     if text.startswith("unix:"):
-        path = text[5:]
+        path = text[7:] if text.startswith("unix://") else text[5:]
         if not path:
             raise BindError(f"{text!r}: empty unix socket path")
         return socket.AF_UNIX, path
@@ -126,18 +127,39 @@ def _timeval(seconds: float) -> bytes:
     return struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
 
 
-def bind(address: str, backlog: int) -> Listener:
+def bind(address: str, backlog: int, umask: int | None = None, owner: tuple[int | None, int | None] = (None, None),
+         ) -> Listener:
+    """Listen on ``address``; ``fd://N`` takes over an open listening socket. A unix socket is created
+    with mode 0777 less ``umask`` (0 by default, as gunicorn: the proxy's user must connect) and owned
+    by ``owner`` (--user/--group). ``[::]`` accepts IPv4 too, as in gunicorn; a specific IPv6 address
+    stays IPv6-only."""
+    if address.startswith("fd://"):
+        fd = address[5:]
+        if not fd.isdigit():
+            raise BindError(f"{address!r}: expected fd://NUMBER")
+        try:
+            return from_fd(int(fd), owned=False)
+        except OSError as exc:
+            raise BindError(f"cannot use {address}: {exc.strerror or exc}") from None
     family, sockaddr = parse_address(address)
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         if family == socket.AF_UNIX:
             _clear_stale_socket_file(str(sockaddr))
+            old_umask = os.umask(umask or 0)
+            try:
+                sock.bind(sockaddr)
+            finally:
+                os.umask(old_umask)
+            if owner != (None, None):
+                os.chown(str(sockaddr), -1 if owner[0] is None else owner[0], -1 if owner[1] is None else owner[1])
         else:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(sockaddr)
+                dual_stack = sockaddr[0] == "::"  # type: ignore[index]
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual_stack else 1)
+            sock.bind(sockaddr)
         sock.listen(backlog)
     except OSError as exc:
         sock.close()

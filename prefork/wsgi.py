@@ -88,6 +88,13 @@ class Response:
         self.headers = headers
         return self.write
 
+    def early_hints(self, headers: list[tuple[str, str]]) -> None:
+        """``environ["wsgi.early_hints"]``: a 103 Early Hints response (RFC 8297) before the real one,
+        to HTTP/1.1 clients only and only before the response head; validated like any header."""
+        if self.headers_sent or not self.http11:
+            return
+        self.conn.send(b"HTTP/1.1 103 Early Hints\r\n" + app_head("103 Early Hints", list(headers)).block + b"\r\n")
+
     def send_continue(self) -> None:
         """Called on the first read of wsgi.input when the client sent ``Expect: 100-continue``."""
         if not self.headers_sent:
@@ -245,6 +252,8 @@ class WSGIHandler:
         self.proxy: ProxyPolicy | None = None  # believed only for connections from trusted peers
         self.proxy_keys: frozenset[str] = frozenset()
         self.request_ids = RequestIds()
+        self.statsd: Any = None  # per-request metrics (--statsd-host)
+        self.log_requests = log.isEnabledFor(logging.DEBUG)  # gunicorn's "[DEBUG] GET /path" line
         self.forwarder_headers: frozenset[str] = frozenset()  # e.g. SCRIPT_NAME, from trusted peers
         self.base = {
             "SCRIPT_NAME": os.environ.get("SCRIPT_NAME", "").rstrip("/"),  # mounted below a prefix, as gunicorn
@@ -261,9 +270,11 @@ class WSGIHandler:
         self._keys: dict[str, str] = {}  # header name as sent -> environ key ("" = dropped)
         self._hosts: dict[str, tuple[str, str]] = {}  # Host value -> (SERVER_NAME, SERVER_PORT or "")
 
-    def connection_environ(self, peer: Any, server: Any, scheme: str = "http") -> dict:
-        """The part of the environ fixed for a connection's lifetime, built once at accept."""
+    def connection_environ(self, peer: Any, server: Any, scheme: str = "http", sock: Any = None) -> dict:
+        """The part of the environ fixed for a connection's lifetime, built once at accept.
+        ``gunicorn.socket`` (and ``prefork.socket``) is the client socket, as websocket libraries expect."""
         env = dict(self.base)
+        env["gunicorn.socket"] = env["prefork.socket"] = sock
         env["wsgi.url_scheme"] = scheme
         if isinstance(peer, tuple):
             env["REMOTE_ADDR"] = peer[0]
@@ -360,9 +371,12 @@ class WSGIHandler:
         if wsgi_input is not EMPTY_INPUT:
             response.input = wsgi_input
         environ = self.environ(conn, head, wsgi_input)
+        environ["wsgi.early_hints"] = response.early_hints
         environ["prefork.request_id"] = request_id = self.request_ids.pick(environ)
+        if self.log_requests:
+            self.log.debug("%s %s", head.method, head.path)
         CURRENT_REQUEST_ID.set(request_id)  # error-log records written from here on carry it
-        started = perf_counter() if self.access_log is not None else 0.0
+        started = perf_counter() if self.access_log is not None or self.statsd is not None else 0.0
         if self.request_hooks is not None:
             self._hook(1, head)
         try:
@@ -434,6 +448,8 @@ class WSGIHandler:
         """After a request: the access log line and the post_request hook."""
         if self.access_log is not None:
             self.access_log.log(environ, response, perf_counter() - started)
+        if self.statsd is not None:
+            self.statsd.request(response.code, perf_counter() - started)
         if self.request_hooks is not None:
             self._hook(2, head, environ, response)
 

@@ -62,25 +62,39 @@ def test_default_config_file_in_current_directory(tmp_path):
     assert settings_from([], cwd=tmp_path).workers == 6
 
 
-def test_unknown_setting_suggests_the_right_name(tmp_path):
+def test_unknown_setting_is_a_warning_with_a_suggestion_and_an_error_when_strict(tmp_path):
     config = tmp_path / "c.py"
-    config.write_text("wokers = 3\n")
-    with pytest.raises(ConfigError, match="unknown setting 'wokers'; did you mean 'workers'"):
-        load_file(str(config))
+    config.write_text("wokers = 3\nlog_dir = '/var/log'\nworkers = 2\n")
+    warnings: list[str] = []
+    values, unknown = load_file(str(config), warnings)
+    assert values == {"workers": 2}
+    assert any("unknown setting 'wokers' ignored; did you mean 'workers'" in u for u in unknown)
+    assert any("'log_dir'" in u for u in unknown)
+    settings, meta = load(["-c", str(config), "app:app"], {})
+    assert settings.workers == 2 and len(meta.warnings) == 2
+    with pytest.raises(ConfigError, match="wokers"):
+        load(["-c", str(config), "--strict-config", "app:app"], {})
 
 
-def test_known_but_unsupported_gunicorn_setting_is_refused(tmp_path):
+def test_known_but_unsupported_gunicorn_setting_is_refused_unless_it_asks_for_nothing(tmp_path):
     config = tmp_path / "c.py"
-    config.write_text("daemon = True\n")
-    with pytest.raises(ConfigError, match="'daemon' is not supported"):
-        load_file(str(config))
+    config.write_text("spew = True\n")
+    with pytest.raises(ConfigError, match="'spew' is not supported"):
+        load_file(str(config), [])
+    config.write_text("spew = False\nheader_map = 'drop'\nlogger_class = 'gunicorn.glogging.Logger'\n")
+    assert load_file(str(config), []) == ({}, [])
+
+
+def test_a_refused_flag_fails_with_the_reason():
+    with pytest.raises(ConfigError, match="'permit_obsolete_folding' is not supported by prefork: obs-fold"):
+        load(["--permit-obsolete-folding", "app:app"], {})
 
 
 def test_invalid_value_names_the_setting(tmp_path):
     config = tmp_path / "c.py"
     config.write_text("workers = 0\n")
     with pytest.raises(ConfigError, match="invalid value for 'workers'"):
-        load_file(str(config))
+        load_file(str(config), [])
     with pytest.raises(ConfigError, match="PREFORK_TIMEOUT"):
         load(["app:app"], {"PREFORK_TIMEOUT": "soon"})
 
@@ -123,7 +137,9 @@ def test_check_config_exit_codes(tmp_path):
     assert run_cli("--check-config", "--user", "no-such-user-xyz", "testapp:app").returncode == 1
     bad = tmp_path / "bad.py"
     bad.write_text("workerz = 2\n")
-    out = run_cli("-c", str(bad), "testapp:app")
+    out = run_cli("-c", str(bad), "--check-config", "-b", "127.0.0.1:0", "testapp:app")
+    assert out.returncode == 0 and "did you mean 'workers'" in out.stderr  # a warning
+    out = run_cli("-c", str(bad), "--check-config", "--strict-config", "-b", "127.0.0.1:0", "testapp:app")
     assert out.returncode == 1 and "did you mean 'workers'" in out.stderr
 
 
@@ -202,17 +218,17 @@ def test_gunicorn_hooks_fire_and_a_failing_hook_is_harmless(fresh_server, tmp_pa
 
 
 def test_example_config_file_loads():
-    values = load_file(str(Path(ROOT) / "conf" / "prefork.conf.py"))
+    values, unknown = load_file(str(Path(ROOT) / "conf" / "prefork.conf.py"), [])
+    assert not unknown
     assert values["wsgi_app"] == "examples.hello:app" and callable(values["post_fork"])
 
 
-def test_ignored_and_not_yet_supported_gunicorn_settings(tmp_path):
+def test_ignored_gunicorn_settings_are_accepted_with_a_warning(tmp_path):
     config = tmp_path / "c.py"
-    config.write_text("sendfile = True\nreuse_port = True\nworkers = 2\n")
-    assert load_file(str(config)) == {"workers": 2}
-    config.write_text("statsd_host = 'localhost:8125'\n")
-    with pytest.raises(ConfigError, match="'statsd_host' is not supported by prefork: statsd metrics are not"):
-        load_file(str(config))
+    config.write_text("sendfile = True\nreuse_port = True\nworker_tmp_dir = '/dev/shm'\nworkers = 2\n")
+    warnings: list[str] = []
+    assert load_file(str(config), warnings) == ({"workers": 2}, [])
+    assert any("worker_tmp_dir has no effect" in w for w in warnings)
 
 
 def test_raw_env_and_pythonpath(fresh_server, tmp_path):

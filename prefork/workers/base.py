@@ -65,11 +65,13 @@ class Worker(PoolMember):
     multithread = False
 
     def __init__(self, index: int, settings: Any, listeners: list[Listener], board: sb.Scoreboard,
-                 log: logging.Logger, server_software: str, channel: Channel | None = None) -> None:
+                 log: logging.Logger, server_software: str, channel: Channel | None = None,
+                 statsd: Any = None) -> None:
         self.index = index
         self.settings = settings
         self.listeners = listeners
         self.channel = channel if settings.handoff_delay > 0 else None  # where waiting connections go
+        self.statsd = statsd
         self.board = board
         self.log = log
         self.server_software = server_software
@@ -132,7 +134,7 @@ class Worker(PoolMember):
             if os.getppid() != self.ppid:  # the master died before prctl took effect
                 return 0
             if app is None:
-                app = load_app(self.settings.app_uri)
+                app = load_app(self.settings.app_uri, self.settings.raw_paste_global_conf)
         except (AppLoadError, OSError) as exc:
             self.board.set_message(self.index, str(exc))
             self.board.set_state(self.index, sb.BOOT_FAILED)
@@ -142,6 +144,10 @@ class Worker(PoolMember):
         if self.settings.capture_output:
             capture_output(self.log)
         self.hook("post_worker_init")
+        if self.settings.reload:
+            from ..reloader import start_reloader
+
+            start_reloader(self.settings.reload_extra_files, self._source_changed)
         self.entry = self.board.entry(self.index, 0)
         self.board.beat(self.index, monotonic())
         self.board.set_state(self.index, sb.READY)
@@ -157,6 +163,7 @@ class Worker(PoolMember):
                                    settings.access_log_json)
         handler = WSGIHandler(app, self.limits, self.log, access_log, error_stream(self.log),
                               self.multithread, self.server_software)
+        handler.statsd = self.statsd
         if settings.pre_request or settings.post_request:
             handler.request_hooks = (self, settings.pre_request, settings.post_request)
         handler.proxy = ProxyPolicy(settings.forwarded_allow_ips, settings.secure_scheme_headers,
@@ -207,6 +214,11 @@ class Worker(PoolMember):
 
     def hook(self, name: str, *args: Any) -> None:
         call_hook(self.settings, self.log, name, self, *args)
+
+    def _source_changed(self, path: str) -> None:
+        """--reload: a watched file changed (reloader thread): the master starts new workers."""
+        self.log.info("Worker %d: %s changed; reloading", self.index, path)
+        os.kill(self.ppid, signal.SIGHUP)
 
     def _on_usr1(self, signum: int, frame: Any) -> None:
         self.reopen_logs = True
@@ -387,11 +399,11 @@ class Worker(PoolMember):
             return None
         listener.tune_accepted(sock)
         if self.tls is None:
-            conn = Connection(sock, self.handler.connection_environ(peer, listener.server_address), now)
+            conn = Connection(sock, self.handler.connection_environ(peer, listener.server_address, "http", sock), now)
         else:
             tls_sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-            conn = self.tls_connection(tls_sock, self.handler.connection_environ(peer, listener.server_address,
-                                                                           "https"), now)
+            environ = self.handler.connection_environ(peer, listener.server_address, "https", tls_sock)
+            conn = self.tls_connection(tls_sock, environ, now)
         conn.trusted = self.handler.proxy.trusts(peer)
         if self.proxy_protocol is not None:
             conn.proxy_header_pending = self.proxy_protocol.trusts(peer)

@@ -109,6 +109,7 @@ class PoolMember:
         sock, parcel = received
         environ = dict(self.handler.base)
         environ.update(parcel.addresses)
+        environ["gunicorn.socket"] = environ["prefork.socket"] = sock
         conn = Connection(sock, environ, now)
         if parcel.buf:
             conn.append(parcel.buf)
