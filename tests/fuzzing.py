@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import h11  # noqa: E402 - test dependency, after the path set-up for command-line runs
+import h11
 
-from prefork.http.errors import HTTPError  # noqa: E402
-from prefork.http.parser import Limits, parse_head  # noqa: E402
+from prefork.http.errors import HTTPError
+from prefork.http.parser import Limits, parse_head
 
 LIMITS = Limits(max_line=4094, max_fields=100, max_field_size=8190)
 METHODS = [b"GET", b"POST", b"HEAD", b"PUT", b"OPTIONS", b"DELETE", b"PATCH", b"G-T", b"get", b"CONNECT"]

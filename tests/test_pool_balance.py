@@ -194,7 +194,7 @@ def test_nothing_is_lost_when_term_arrives_while_connections_are_handed_off(fres
     booted(server, 2)
     clients = open_clients(server, 8)
     try:
-        slow_client, slow_pid = clients[0]
+        slow_client = clients[0][0]
         slow_client.send(b"GET /sleep?0.5 HTTP/1.1\r\nHost: t\r\n\r\n")
         time.sleep(0.05)
         for client, _ in clients[1:]:  # those parked with the slow one are handed off
