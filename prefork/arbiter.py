@@ -89,13 +89,13 @@ class Arbiter:
         try:
             while self.exit_code is None or monotonic() < self.stop_at:  # stop_at: --shutdown-delay
                 self.pool.manage(self._spawn, stopping=self.exit_code is not None and not self.stop_at)
+                if self.statsd is not None and len(self.pool.workers) != self.reported_workers:
+                    self.reported_workers = len(self.pool.workers)
+                    self.statsd.workers(self.reported_workers)
                 self._sleep()
                 self._dispatch_signals()
                 self._reap()
                 self.pool.check_health(monotonic())
-                if self.statsd is not None and len(self.pool.workers) != self.reported_workers:
-                    self.reported_workers = len(self.pool.workers)
-                    self.statsd.workers(self.reported_workers)
                 if self.pool.first_start_failed and self.exit_code is None:
                     self.exit_code, self.graceful = EXIT_APP_LOAD, False
             self.notifier.stopping("stopping")
