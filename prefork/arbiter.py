@@ -26,15 +26,19 @@ from . import scoreboard as sb
 from .balance import client_io_timeout
 from .config import ConfigError
 from .config import load as load_settings
+from .control import ControlServer
 from .handoff import Channel
 from .hooks import call_hook
 from .loader import AppLoadError, load_app
 from .logs import reopen_error_log
+from .metrics import prometheus, status_document, take_snapshot
 from .pool import Pool, WorkerProc
 from .process import remove_pidfile, resolve_user, write_pidfile
 from .proctitle import set_title
+from .prometheus_multiproc import PROMETHEUS_DIR, clear_prometheus_dir, mark_process_dead
 from .settings import SETTINGS
 from .sockets import BindError, Listener, bind, from_fd
+from .stats import SIZE as STATS_SIZE
 from .systemd import Notifier, listen_fds
 from .workers.base import EXIT_BOOT_FAILED
 from .workers.sync import SyncWorker
@@ -57,7 +61,9 @@ class Arbiter:
         self.listeners: list[Listener] = []
         self.signals: deque[int] = deque()
         self.notifier = Notifier()
-        self.pool = Pool(settings, log, sb.Scoreboard(max(64, settings.workers * 4), settings.threads), self.notifier)
+        stats_size = STATS_SIZE if settings.metrics_bind else 0
+        board = sb.Scoreboard(max(64, settings.workers * 4), settings.threads, stats_size)
+        self.pool = Pool(settings, log, board, self.notifier)
         self.exit_code: int | None = None  # set when the master decides to stop
         self.graceful = True
         self.stop_at = 0.0  # end of --shutdown-delay
@@ -65,6 +71,8 @@ class Arbiter:
         self.app = None  # the preloaded application (--preload)
         self.channel: Channel | None = None  # the workers' hand-off channel, kept for our lifetime
         self.statsd = statsd  # gunicorn's statsd metrics (--statsd-host), or None
+        self.control: ControlServer | None = None  # --metrics-bind
+        self.control_listener: Listener | None = None
         self.reported_workers = -1
         self.pool.server = self
 
@@ -104,6 +112,9 @@ class Arbiter:
             self._close_listeners()
             if self.channel is not None:
                 self.channel.close()
+            if self.control is not None:
+                self.control.close()
+                self.control_listener.close()
             if self.settings.pidfile:
                 remove_pidfile(self.settings.pidfile)
                 remove_pidfile(self.settings.pidfile + ".oldbin")  # ours if we were upgraded (USR2)
@@ -115,10 +126,15 @@ class Arbiter:
         settings = self.settings
         if settings.umask is not None:
             os.umask(settings.umask)
+        if PROMETHEUS_DIR in os.environ:
+            clear_prometheus_dir(os.environ[PROMETHEUS_DIR])
         self.hook("on_starting")
         try:
             self.pool.uid, self.pool.gid = resolve_user(settings.user, settings.group)
             self.listeners = self._listeners()
+            if settings.metrics_bind:
+                self.control_listener = bind(settings.metrics_bind, 64)
+                self.control = ControlServer(self.control_listener.sock, self._control_response)
         except (BindError, ValueError) as exc:
             self.log.error("%s", exc)
             return EXIT_CONFIG
@@ -191,8 +207,14 @@ class Arbiter:
         timeout = 1.0
         if self.notifier.watchdog_interval:
             timeout = min(timeout, self.notifier.watchdog_interval / 2)
+        control = self.control
         try:
-            select.select([self.wake_r], [], [], timeout)
+            if control is None:
+                select.select([self.wake_r], [], [], timeout)
+            else:
+                readable, writable, _ = select.select([self.wake_r, *control.read_fds()], control.write_fds(), [],
+                                                      timeout)
+                control.service(readable, writable)
         except InterruptedError:
             pass
         try:
@@ -201,6 +223,22 @@ class Arbiter:
         except BlockingIOError:
             pass
         self.notifier.watchdog(monotonic())
+
+    def _control_response(self, path: str) -> tuple[int, str, str]:
+        """--metrics-bind: what the master answers (control.py serves it)."""
+        if path == "/livez":
+            return 200, "text/plain", "ok\n"
+        stopping = self.exit_code is not None
+        snapshot = take_snapshot(self.pool, self.listeners, stopping, monotonic())
+        if path == "/readyz":
+            if snapshot.ready:
+                return 200, "text/plain", "ready\n"
+            return 503, "text/plain", "stopping\n" if stopping else "no ready worker\n"
+        if path == "/metrics":
+            return 200, "text/plain; version=0.0.4; charset=utf-8", prometheus(snapshot)
+        if path == "/status":
+            return 200, "application/json", status_document(snapshot)
+        return 404, "text/plain", "try /metrics, /status, /livez or /readyz\n"
 
     def _record_signal(self, signum: int, frame: Any) -> None:
         self.signals.append(signum)
@@ -377,3 +415,5 @@ class Arbiter:
                     listener.owned = True
                 continue
             self.pool.exited(pid, os.waitstatus_to_exitcode(status), EXIT_BOOT_FAILED)
+            if PROMETHEUS_DIR in os.environ:
+                mark_process_dead(pid)

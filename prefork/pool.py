@@ -27,6 +27,7 @@ from typing import Any
 from . import scoreboard as sb
 from .hooks import call_hook
 from .process import oom_kill_count
+from .stats import Totals
 from .systemd import Notifier
 
 MAX_BACKOFF = 10.0
@@ -63,6 +64,10 @@ class Pool:
         self.gid: int | None = None
         self.announce_main_pid = False
         self.server: Any = None  # the Arbiter, for the hooks' first argument
+        self.retired = Totals()  # request counts of the workers that exited
+        self.retired_handoffs = (0, 0)  # their connections handed off and taken over
+        self.restarts: dict[str, int] = {}  # workers replaced, by cause (see exit_cause)
+        self.last_exit: dict[int, str] = {}  # slot -> why its last worker left
 
     # -- decisions ------------------------------------------------------------------------------------
 
@@ -179,7 +184,15 @@ class Pool:
             return
         _, state, requests = self.board.read(proc.slot)
         message = self.board.message(proc.slot)
+        if self.board.stats_size:  # its last published counts stay in the totals
+            self.retired.add(Totals.unpack(self.board.stats_block(proc.slot)), gauges=False)
+        handed_off, taken_over = self.board.handoffs(proc.slot)
+        self.retired_handoffs = (self.retired_handoffs[0] + handed_off, self.retired_handoffs[1] + taken_over)
         self.board.release(proc.slot)
+        cause = exit_cause(proc.retiring, proc.abort_sent, code, code == boot_failed_code and state == sb.BOOT_FAILED)
+        self.last_exit[proc.slot] = cause or proc.retiring
+        if cause:
+            self.restarts[cause] = self.restarts.get(cause, 0) + 1
         if proc.retiring:
             self.log.info("Worker %d (pid %d) exited: %s", proc.slot, pid, proc.retiring)
             return
@@ -250,6 +263,26 @@ class Pool:
             except ChildProcessError:
                 break
             self.workers.pop(pid, None)
+
+
+def exit_cause(retiring: str, aborted: float, code: int, boot_failed: bool) -> str:
+    """Why a worker left, as a restart cause for the metrics; "" when it was stopped on purpose
+    (fewer workers, server stopping)."""
+    if retiring:
+        if retiring.startswith("recycled"):
+            return "max-requests"
+        if retiring.startswith("replaced"):
+            return "reload"
+        return ""
+    if aborted:
+        return "timeout"
+    if boot_failed or code > 0:
+        return "crash"
+    if code == -signal.SIGKILL:
+        return "oom-kill"
+    if code < 0:
+        return "signal"
+    return "exit"
 
 
 def jittered_max_requests(max_requests: int, jitter: int) -> int:

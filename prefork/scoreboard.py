@@ -51,15 +51,22 @@ def request_finished(entry: tuple[mmap.mmap, int]) -> None:
 
 
 class Scoreboard:
-    def __init__(self, capacity: int, threads: int = 1) -> None:
+    def __init__(self, capacity: int, threads: int = 1, stats_size: int = 0) -> None:
+        """``stats_size``: bytes of each slot's request-statistics block (stats.py; 0 = no metrics)."""
         self.capacity = capacity
         self.threads = threads
-        self.slot_size = _FIXED_PART + threads * _THREAD.size
+        self.stats_size = stats_size
+        self.slot_size = _FIXED_PART + threads * _THREAD.size + stats_size
         self._mem = mmap.mmap(-1, capacity * self.slot_size)
 
     def entry(self, index: int, thread: int) -> tuple[mmap.mmap, int]:
         """Where request thread ``thread`` of worker ``index`` announces its request (see below)."""
         return self._mem, index * self.slot_size + _FIXED_PART + thread * _THREAD.size
+
+    def stats_block(self, index: int) -> memoryview:
+        """Slot ``index``'s request-statistics block: written by its worker, read by the master."""
+        end = (index + 1) * self.slot_size
+        return memoryview(self._mem)[end - self.stats_size:end]
 
     def running(self, index: int) -> list[tuple[float, str]]:
         """``(start, request line)`` of every request the worker is running."""
@@ -88,6 +95,9 @@ class Scoreboard:
 
     def set_connections(self, index: int, count: int) -> None:
         _U32.pack_into(self._mem, index * self.slot_size + _CONNECTIONS_OFFSET, count)
+
+    def connections(self, index: int) -> int:
+        return _U32.unpack_from(self._mem, index * self.slot_size + _CONNECTIONS_OFFSET)[0]
 
     def count_handoffs(self, index: int, handed_off: int, taken_over: int) -> None:
         offset = index * self.slot_size

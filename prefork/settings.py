@@ -228,6 +228,9 @@ SETTINGS: tuple[Setting, ...] = (
             "process", flag=True, hup=False),
     Setting("logconfig_json", ("--log-config-json",), None, "A JSON file holding a logging.config.dictConfig "
             "mapping, applied like --log-config-dict.", "logging", str, "FILE", hup=False),
+    Setting("metrics_bind", ("--metrics-bind",), None, "Serve /metrics (Prometheus), /status (JSON), /livez "
+            "and /readyz from the master on this internal address (HOST:PORT or unix:PATH; never the public "
+            "port). It answers even when every worker is busy or hung.", "metrics", str, "ADDRESS", hup=False),
     Setting("statsd_host", ("--statsd-host",), None, "Send gunicorn's statsd metrics (requests, request "
             "duration, status codes, workers, log levels) over UDP to HOST:PORT (or unix:PATH). Never blocks a "
             "request: a full socket drops the metric.", "metrics", str, "ADDRESS", hup=False),

@@ -46,6 +46,7 @@ from ..process import drop_privileges, release_free_memory, set_parent_death_sig
 from ..proctitle import set_title
 from ..proxy import ProxyPolicy
 from ..sockets import Listener
+from ..stats import RequestStats
 from ..wsgi import WSGIHandler
 from .poller import Poller
 from .sharing import HOUSEKEEPING_INTERVAL, PoolMember
@@ -153,6 +154,8 @@ class Worker(PoolMember):
         self.board.set_state(self.index, sb.READY)
         self.log.info("Booted worker %d (pid %d)", self.index, os.getpid())
         self.run_loop()
+        if self.board.stats_size:
+            self.publish_stats(self.connections)  # the last counts, for the master's totals
         return 0
 
     def _make_handler(self, app: Any) -> WSGIHandler:
@@ -164,6 +167,8 @@ class Worker(PoolMember):
         handler = WSGIHandler(app, self.limits, self.log, access_log, error_stream(self.log),
                               self.multithread, self.server_software)
         handler.statsd = self.statsd
+        if settings.metrics_bind:
+            handler.stats = True
         if settings.pre_request or settings.post_request:
             handler.request_hooks = (self, settings.pre_request, settings.post_request)
         handler.proxy = ProxyPolicy(settings.forwarded_allow_ips, settings.secure_scheme_headers,
@@ -214,6 +219,14 @@ class Worker(PoolMember):
 
     def hook(self, name: str, *args: Any) -> None:
         call_hook(self.settings, self.log, name, self, *args)
+
+    def publish_stats(self, connections: dict[int, Connection]) -> None:
+        """Copy the request threads' counts into the scoreboard for the master (--metrics-bind)."""
+        total = RequestStats()
+        for stats in list(self.handler.all_stats):
+            total.add(stats)
+        total.idle = sum(1 for conn in list(connections.values()) if not (conn.busy or conn.head_since))
+        self.board.stats_block(self.index)[:] = total.pack()
 
     def _source_changed(self, path: str) -> None:
         """--reload: a watched file changed (reloader thread): the master starts new workers."""
@@ -340,6 +353,8 @@ class Worker(PoolMember):
         elif self.alive and self.channel is not None:
             self.rebalance(now)
         self.board.count_request(self.index, self.requests)
+        if self.board.stats_size and self.handler is not None:
+            self.publish_stats(connections)
         if self.alive:
             self._set_title(self.describe(now))
         if os.getppid() != self.ppid:

@@ -1,0 +1,103 @@
+"""Request statistics with --metrics-bind: counted by each worker, published in its scoreboard slot,
+summed by the master.
+
+A worker counts in plain Python objects on the hot path (no lock, no system call, nothing when metrics
+are off) and copies them into its slot's statistics block at each housekeeping (twice a second):
+``publish``. The master reads every slot's block (``read``) and, when a worker exits, folds its last
+published counts into the totals it keeps, so counters only grow across deaths, recycling and HUP.
+
+The block: requests by (method, status code), a duration histogram (Prometheus' default buckets),
+its sum, request and response body bytes, and the worker's idle keep-alive connections.
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+from typing import Any
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other")
+_METHOD_INDEX = {name: index for index, name in enumerate(METHODS)}
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)  # + Inf
+CODES = range(100, 600)
+_CELLS = len(METHODS) * len(CODES)
+# requests by method x code, histogram buckets (+Inf last), duration sum, bytes in, bytes out, idle
+_LAYOUT = struct.Struct(f"<{_CELLS}Q{len(BUCKETS) + 1}QdQQI")
+SIZE = _LAYOUT.size
+
+
+class RequestStats:
+    """One worker's counts since it started (request threads add, the event loop publishes)."""
+
+    __slots__ = ("requests", "buckets", "duration_sum", "bytes_in", "bytes_out", "idle")
+
+    def __init__(self) -> None:
+        self.requests: dict[int, int] = {}  # method index * 500 + code - 100 -> count
+        self.buckets = [0] * (len(BUCKETS) + 1)
+        self.duration_sum = 0.0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.idle = 0
+
+    def observe(self, method: str, code: int, seconds: float, bytes_in: int, bytes_out: int) -> None:
+        if not 100 <= code < 600:
+            code = 599 if code else 499  # 0: the client left before a status was sent (nginx's 499)
+        cell = _METHOD_INDEX.get(method, 7) * 500 + code - 100
+        requests = self.requests
+        requests[cell] = requests.get(cell, 0) + 1
+        self.buckets[bisect.bisect_left(BUCKETS, seconds)] += 1
+        self.duration_sum += seconds
+        self.bytes_in += bytes_in
+        self.bytes_out += bytes_out
+
+    def add(self, other: RequestStats) -> None:
+        for cell, count in list(other.requests.items()):
+            self.requests[cell] = self.requests.get(cell, 0) + count
+        self.buckets = [a + b for a, b in zip(self.buckets, other.buckets, strict=True)]
+        self.duration_sum += other.duration_sum
+        self.bytes_in += other.bytes_in
+        self.bytes_out += other.bytes_out
+
+    def pack(self) -> bytes:
+        cells = [0] * _CELLS
+        for cell, count in self.requests.items():
+            cells[cell] = count
+        return _LAYOUT.pack(*cells, *self.buckets, self.duration_sum, self.bytes_in, self.bytes_out, self.idle)
+
+
+class Totals:
+    """Counts as the master reads them: one worker's block, or the sum of several."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, int], int] = {}
+        self.buckets = [0] * (len(BUCKETS) + 1)
+        self.duration_sum = 0.0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.idle = 0
+
+    @classmethod
+    def unpack(cls, data: Any) -> Totals:
+        values = _LAYOUT.unpack(data)
+        totals = cls()
+        for cell in range(_CELLS):
+            if values[cell]:
+                totals.requests[(METHODS[cell // 500], 100 + cell % 500)] = values[cell]
+        buckets_end = _CELLS + len(BUCKETS) + 1
+        totals.buckets = list(values[_CELLS:buckets_end])
+        totals.duration_sum, totals.bytes_in, totals.bytes_out, totals.idle = values[buckets_end:]
+        return totals
+
+    def add(self, other: Totals, gauges: bool = True) -> None:
+        for key, count in other.requests.items():
+            self.requests[key] = self.requests.get(key, 0) + count
+        self.buckets = [a + b for a, b in zip(self.buckets, other.buckets, strict=True)]
+        self.duration_sum += other.duration_sum
+        self.bytes_in += other.bytes_in
+        self.bytes_out += other.bytes_out
+        if gauges:
+            self.idle += other.idle
+
+    @property
+    def count(self) -> int:
+        return sum(self.buckets)
