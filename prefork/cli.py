@@ -19,6 +19,10 @@ from .sockets import BindError, bind
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("status", "top"):
+        from .statuscli import main as status_main
+
+        return status_main(argv)
     try:
         settings, meta = load(argv)
     except ConfigError as exc:
