@@ -1,6 +1,7 @@
-"""A/B of prefork against an earlier revision of itself: hello keep-alive (or any path), interleaved.
+"""A/B of prefork against an earlier revision of itself, or of two option sets: interleaved rounds.
 
     python benchmarks/ab.py --before 4e71d4a [--rounds 8] [--duration 4] [--path /] [-- extra prefork args]
+    python benchmarks/ab.py --b-args="--metrics-bind 127.0.0.1:9100"      (this tree, without / with)
 
 The earlier revision is checked out with ``git worktree`` into a temporary folder; both servers run one
 worker pinned to the server core, wrk runs on the other, and rounds alternate A B A B so that the
@@ -47,19 +48,24 @@ def cpu_seconds(pid: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", required=True, help="git revision to compare against")
+    parser.add_argument("--before", help="git revision to compare against (default: this tree for both)")
+    parser.add_argument("--b-args", default="", help="prefork options for B only (e.g. the feature measured)")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--duration", type=float, default=4)
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--path", default="/")
     parser.add_argument("extra", nargs="*", help="prefork options for both servers")
     args = parser.parse_args()
-    before_dir = Path(tempfile.mkdtemp(prefix="prefork-before-"))
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(before_dir), args.before],
-                   check=True, capture_output=True)
+    before_dir = ROOT
+    if args.before:
+        before_dir = Path(tempfile.mkdtemp(prefix="prefork-before-"))
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(before_dir), args.before],
+                       check=True, capture_output=True)
     servers = {}
     try:
-        servers = {"A (before)": start(before_dir, "1", args.extra), "B (this tree)": start(ROOT, "1", args.extra)}
+        servers = {"A (before)" if args.before else "A": start(before_dir, "1", args.extra),
+                   "B (this tree)" if args.before else "B (--b-args)": start(ROOT, "1",
+                                                                            [*args.extra, *args.b_args.split()])}
         for _, port in servers.values():
             run_wrk(port, "0", args.connections, 2, args.path)  # warm-up
         rps: dict[str, list[float]] = {name: [] for name in servers}
@@ -82,7 +88,9 @@ def main() -> None:
     finally:
         for proc, _ in servers.values():
             stop_group(proc)
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before_dir)], capture_output=True)
+        if args.before:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before_dir)],
+                           capture_output=True)
 
 
 if __name__ == "__main__":

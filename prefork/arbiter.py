@@ -31,7 +31,6 @@ from .handoff import Channel
 from .hooks import call_hook
 from .loader import AppLoadError, load_app
 from .logs import reopen_error_log
-from .metrics import prometheus, status_document, take_snapshot
 from .pool import Pool, WorkerProc
 from .process import remove_pidfile, resolve_user, write_pidfile
 from .proctitle import set_title
@@ -228,6 +227,7 @@ class Arbiter:
         """--metrics-bind: what the master answers (control.py serves it)."""
         if path == "/livez":
             return 200, "text/plain", "ok\n"
+        from .metrics import prometheus, status_document, take_snapshot  # only with --metrics-bind
         stopping = self.exit_code is not None
         snapshot = take_snapshot(self.pool, self.listeners, stopping, monotonic())
         if path == "/readyz":
