@@ -1,10 +1,11 @@
 """Request statistics with --metrics-bind: counted by each worker, published in its scoreboard slot,
 summed by the master.
 
-A worker counts in plain Python objects on the hot path (no lock, no system call, nothing when metrics
-are off) and copies them into its slot's statistics block at each housekeeping (twice a second):
-``publish``. The master reads every slot's block (``read``) and, when a worker exits, folds its last
-published counts into the totals it keeps, so counters only grow across deaths, recycling and HUP.
+On the hot path a request only appends one tuple to a list (no lock, no system call, nothing when
+metrics are off); the worker's event loop counts them into a ``RequestStats`` and copies it into its
+slot's statistics block at each housekeeping (twice a second). The master reads every slot's block
+(``Totals.unpack``) and, when a worker exits, folds its last published counts into the totals it
+keeps, so counters only grow across deaths, recycling and HUP.
 
 The block: requests by (method, status code), a duration histogram (Prometheus' default buckets),
 its sum, request and response body bytes, and the worker's idle keep-alive connections.
@@ -27,7 +28,7 @@ SIZE = _LAYOUT.size
 
 
 class RequestStats:
-    """One worker's counts since it started (request threads add, the event loop publishes)."""
+    """One worker's counts since it started (kept by its event loop)."""
 
     __slots__ = ("requests", "buckets", "duration_sum", "bytes_in", "bytes_out", "idle")
 
@@ -49,14 +50,6 @@ class RequestStats:
         self.duration_sum += seconds
         self.bytes_in += bytes_in
         self.bytes_out += bytes_out
-
-    def add(self, other: RequestStats) -> None:
-        for cell, count in list(other.requests.items()):
-            self.requests[cell] = self.requests.get(cell, 0) + count
-        self.buckets = [a + b for a, b in zip(self.buckets, other.buckets, strict=True)]
-        self.duration_sum += other.duration_sum
-        self.bytes_in += other.bytes_in
-        self.bytes_out += other.bytes_out
 
     def pack(self) -> bytes:
         cells = [0] * _CELLS

@@ -11,7 +11,6 @@ import io
 import logging
 import os
 import stat
-import threading
 from collections.abc import Callable
 from time import perf_counter
 from typing import Any
@@ -34,7 +33,6 @@ from .http.response import (
 from .proxy import ProxyPolicy
 from .request_id import CURRENT as CURRENT_REQUEST_ID
 from .request_id import RequestIds
-from .stats import RequestStats
 
 _SEND_SEPARATELY = 16384  # above this, head and body go out as two buffers instead of one copy
 
@@ -255,9 +253,9 @@ class WSGIHandler:
         self.proxy_keys: frozenset[str] = frozenset()
         self.request_ids = RequestIds()
         self.statsd: Any = None  # per-request metrics (--statsd-host)
-        self.stats: Any = None  # per-thread RequestStats (--metrics-bind): see ``thread_stats``
-        self.all_stats: list[RequestStats] = []
-        self._local = threading.local()
+        # --metrics-bind: one (method, status, seconds, body bytes in, out) tuple per request, appended
+        # by the request threads (list.append is atomic) and counted by the event loop (stats.py).
+        self.observations: list[tuple] | None = None
         self.log_requests = log.isEnabledFor(logging.DEBUG)  # gunicorn's "[DEBUG] GET /path" line
         self.forwarder_headers: frozenset[str] = frozenset()  # e.g. SCRIPT_NAME, from trusted peers
         self.base = {
@@ -381,7 +379,7 @@ class WSGIHandler:
         if self.log_requests:
             self.log.debug("%s %s", head.method, head.path)
         CURRENT_REQUEST_ID.set(request_id)  # error-log records written from here on carry it
-        timed = self.access_log is not None or self.statsd is not None or self.stats is not None
+        timed = self.access_log is not None or self.statsd is not None or self.observations is not None
         started = perf_counter() if timed else 0.0
         if self.request_hooks is not None:
             self._hook(1, head)
@@ -456,20 +454,11 @@ class WSGIHandler:
             self.access_log.log(environ, response, perf_counter() - started)
         if self.statsd is not None:
             self.statsd.request(response.code, perf_counter() - started)
-        if self.stats is not None:
-            self.thread_stats().observe(head.method, response.code, perf_counter() - started,
-                                        head.content_length, response.sent)
+        if self.observations is not None:
+            self.observations.append((head.method, response.code, perf_counter() - started, head.content_length,
+                                      response.sent))
         if self.request_hooks is not None:
             self._hook(2, head, environ, response)
-
-    def thread_stats(self) -> RequestStats:
-        """This thread's counts: each request thread writes its own, so no count is ever lost."""
-        try:
-            return self._local.stats
-        except AttributeError:
-            stats = self._local.stats = RequestStats()
-            self.all_stats.append(stats)
-            return stats
 
 
 def _environ_key(name: str) -> str:

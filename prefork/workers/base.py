@@ -73,6 +73,8 @@ class Worker(PoolMember):
         self.listeners = listeners
         self.channel = channel if settings.handoff_delay > 0 else None  # where waiting connections go
         self.statsd = statsd
+        self.stats = RequestStats()  # --metrics-bind: this worker's counts, kept by the event loop
+        self.set_aside: list[tuple] = []  # observations taken from the handler at the last publish
         self.board = board
         self.log = log
         self.server_software = server_software
@@ -155,7 +157,7 @@ class Worker(PoolMember):
         self.log.info("Booted worker %d (pid %d)", self.index, os.getpid())
         self.run_loop()
         if self.board.stats_size:
-            self.publish_stats(self.connections)  # the last counts, for the master's totals
+            self.publish_stats(self.connections, final=True)  # the last counts, for the master's totals
         return 0
 
     def _make_handler(self, app: Any) -> WSGIHandler:
@@ -168,7 +170,7 @@ class Worker(PoolMember):
                               self.multithread, self.server_software)
         handler.statsd = self.statsd
         if settings.metrics_bind:
-            handler.stats = True
+            handler.observations = []
         if settings.pre_request or settings.post_request:
             handler.request_hooks = (self, settings.pre_request, settings.post_request)
         handler.proxy = ProxyPolicy(settings.forwarded_allow_ips, settings.secure_scheme_headers,
@@ -220,13 +222,22 @@ class Worker(PoolMember):
     def hook(self, name: str, *args: Any) -> None:
         call_hook(self.settings, self.log, name, self, *args)
 
-    def publish_stats(self, connections: dict[int, Connection]) -> None:
-        """Copy the request threads' counts into the scoreboard for the master (--metrics-bind)."""
-        total = RequestStats()
-        for stats in list(self.handler.all_stats):
-            total.add(stats)
-        total.idle = sum(1 for conn in list(connections.values()) if not (conn.busy or conn.head_since))
-        self.board.stats_block(self.index)[:] = total.pack()
+    def publish_stats(self, connections: dict[int, Connection], final: bool = False) -> None:
+        """Count the requests observed since the last time and copy the totals into the scoreboard
+        for the master (--metrics-bind). The batch taken is the one set aside last time: a request
+        thread that read the list just before the swap appends to it in the next few bytecodes, never
+        half a second later (``final``: the threads are gone, take everything)."""
+        handler = self.handler
+        batch, self.set_aside = self.set_aside, handler.observations
+        handler.observations = []
+        if final:
+            batch += self.set_aside
+            self.set_aside = []
+        stats = self.stats
+        for observation in batch:
+            stats.observe(*observation)
+        stats.idle = sum(1 for conn in list(connections.values()) if not (conn.busy or conn.head_since))
+        self.board.stats_block(self.index)[:] = stats.pack()
 
     def _source_changed(self, path: str) -> None:
         """--reload: a watched file changed (reloader thread): the master starts new workers."""
