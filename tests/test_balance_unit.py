@@ -103,3 +103,20 @@ def test_scoreboard_sibling_loads_skip_busy_and_absent_workers():
     assert board.handoffs(0) == (5, 6)
     board.set_message(0, "bye")
     assert board.message(0) == "bye" and board.read(0)[1] == sb.READY
+
+
+def test_request_stats_batch_and_round_trip_through_the_scoreboard():
+    from prefork.stats import SIZE, RequestStats, Totals
+
+    stats = RequestStats()
+    stats.observe_batch([("GET", 200, 0.003, 0, 13), ("GET", 200, 0.2, 0, 13), ("BREW", 418, 20.0, 5, 0),
+                         ("POST", 0, 0.01, 100, 0)])
+    stats.observe_batch([("GET", 200, 0.004, 0, 13)])
+    board = sb.Scoreboard(2, threads=1, stats_size=SIZE)
+    board.stats_block(1)[:] = stats.pack()
+    totals = Totals.unpack(board.stats_block(1))
+    assert totals.requests == {("GET", 200): 3, ("other", 418): 1, ("POST", 499): 1}
+    assert totals.buckets[0] == 2 and totals.buckets[-1] == 1 and totals.count == 5  # <=5 ms twice, >10 s once
+    assert (totals.bytes_in, totals.bytes_out) == (105, 39)
+    assert abs(totals.duration_sum - 20.217) < 1e-9
+    assert Totals.unpack(board.stats_block(0)).count == 0  # the other slot untouched

@@ -234,8 +234,7 @@ class Worker(PoolMember):
             batch += self.set_aside
             self.set_aside = []
         stats = self.stats
-        for observation in batch:
-            stats.observe(*observation)
+        stats.observe_batch(batch)
         stats.idle = sum(1 for conn in list(connections.values()) if not (conn.busy or conn.head_since))
         self.board.stats_block(self.index)[:] = stats.pack()
 
