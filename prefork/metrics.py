@@ -126,10 +126,11 @@ def take_snapshot(pool: Any, listeners: list[Any], stopping: bool, now: float) -
 
 
 def _line(name: str, labels: dict[str, Any], value: float) -> str:
+    number = str(int(value)) if float(value).is_integer() else repr(float(value))  # full precision
     if labels:
         inner = ",".join(f'{key}="{_escape(str(val))}"' for key, val in labels.items())
-        return f"{name}{{{inner}}} {value:g}"
-    return f"{name} {value:g}"
+        return f"{name}{{{inner}}} {number}"
+    return f"{name} {number}"
 
 
 def _escape(text: str) -> str:
