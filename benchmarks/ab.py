@@ -6,7 +6,9 @@
 The earlier revision is checked out with ``git worktree`` into a temporary folder; both servers run one
 worker pinned to the server core, wrk runs on the other, and rounds alternate A B A B so that the
 machine's speed swings hit both alike. Prints per-round figures, then the median ratio of requests per
-second (B / A, B = this tree) and the median server CPU time per request of each.
+second (B / A, B = this tree) and the median server CPU time per request of each. The order within a
+round alternates (A B, then B A) so that a machine that is faster for whichever runs first in a pair
+favours neither; an A/A run (no --before, no --b-args) shows the noise floor.
 """
 
 from __future__ import annotations
@@ -71,7 +73,10 @@ def main() -> None:
         rps: dict[str, list[float]] = {name: [] for name in servers}
         cpu: dict[str, list[float]] = {name: [] for name in servers}
         for round_number in range(args.rounds):
-            for name, (proc, port) in servers.items():
+            order = list(servers.items())
+            if round_number % 2:
+                order.reverse()  # A B, B A, ...: whoever runs first in a round gets no systematic edge
+            for name, (proc, port) in order:
                 before = cpu_seconds(proc.pid)
                 result = run_wrk(port, "0", args.connections, args.duration, args.path)
                 rps[name].append(result.rps)
