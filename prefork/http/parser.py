@@ -100,7 +100,7 @@ def parse_head(buf: bytes, limits: Limits, scanned: int = 0) -> tuple[RequestHea
         start += 2
         if start > 2 * MAX_EMPTY_LINES:
             raise BadRequest("too many empty lines before the request line")
-    end = buf.find(b"\r\n\r\n", max(start, scanned - 3))
+    end = buf.find(b"\r\n\r\n", scanned - 3 if scanned > start + 3 else start)
     if end < 0:
         # A CR at the very end may start a CRLF: it is neither a bare CR nor counted in a line's length.
         fault = _first_fault(buf, start, max(start, scanned - 1), len(buf) - (buf[-1:] == b"\r"), limits)
