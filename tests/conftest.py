@@ -55,3 +55,13 @@ def fresh_server(tmp_path, payload_file):
 
 def pytest_configure(config):
     os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+
+
+def pytest_collection_modifyitems(config, items):
+    """``@pytest.mark.needs_root`` tests are skipped, with the reason, unless the suite runs as root."""
+    if os.geteuid() == 0:
+        return
+    skip = pytest.mark.skip(reason="needs root")
+    for item in items:
+        if item.get_closest_marker("needs_root"):
+            item.add_marker(skip)

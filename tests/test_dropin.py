@@ -105,7 +105,7 @@ def test_unspecified_ipv6_address_accepts_ipv4_too(tmp_path):
         server.stop()
 
 
-def test_unix_socket_mode_and_owner(fresh_server, tmp_path):
+def test_unix_socket_mode(fresh_server, tmp_path):
     path = tmp_path / "app.sock"
     server = fresh_server(bind=f"unix:{path}")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o777  # umask 0 by default, as gunicorn
@@ -113,12 +113,17 @@ def test_unix_socket_mode_and_owner(fresh_server, tmp_path):
     path2 = tmp_path / "app2.sock"
     fresh_server("-m", "007", bind=f"unix:{path2}")
     assert stat.S_IMODE(os.stat(path2).st_mode) == 0o770
-    if os.geteuid() == 0:
-        path3 = tmp_path / "app3.sock"
-        fresh_server("--preload", "--user", "nobody", "--group", "nogroup", bind=f"unix:{path3}")
-        import pwd
 
-        assert os.stat(path3).st_uid == pwd.getpwnam("nobody").pw_uid
+
+@pytest.mark.needs_root
+def test_unix_socket_owned_by_user_and_group(fresh_server, tmp_path):
+    import grp
+    import pwd
+
+    path = tmp_path / "app3.sock"
+    fresh_server("--preload", "--user", "nobody", "--group", "nogroup", bind=f"unix:{path}")
+    assert os.stat(path).st_uid == pwd.getpwnam("nobody").pw_uid
+    assert os.stat(path).st_gid == grp.getgrnam("nogroup").gr_gid
 
 
 def test_unix_double_slash_is_a_relative_path(tmp_path):

@@ -293,7 +293,7 @@ def test_a_worker_that_recovered_from_a_timeout_gets_a_stack_dump_next_time(monk
     assert sent[-1] == signal.SIGKILL
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to nobody")
+@pytest.mark.needs_root  # drops to nobody
 def test_the_parent_death_signal_survives_dropping_privileges(fresh_server):  # G18
     from helpers import Client
 

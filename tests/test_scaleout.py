@@ -59,7 +59,8 @@ class Front:
         return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
 
 
-@pytest.mark.skipif(NGINX is None or os.geteuid() != 0, reason="needs nginx (and root for it)")
+@pytest.mark.needs_root
+@pytest.mark.skipif(NGINX is None, reason="needs nginx")
 def test_two_instances_behind_nginx_one_reloaded_then_stopped_under_load(tmp_path):
     a = start_server(tmp_path, "-w", "2", "--keep-alive", "30")
     b = start_server(tmp_path, "-w", "2", "--keep-alive", "30", "--shutdown-delay", "1")
