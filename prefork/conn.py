@@ -30,6 +30,7 @@ from .http.proxy_protocol import parse_proxy_header
 # One read takes a head plus a 64 KiB body in one system call (measured: 15% less CPU per 64 KiB POST
 # than 64 KiB reads); a small read costs the same, the buffer being shrunk to what arrived.
 RECV_SIZE = 131072
+_DONTWAIT = socket.MSG_DONTWAIT  # a module constant: one lookup less per call on the hot path
 
 
 class ClientDisconnected(ConnectionError):
@@ -107,7 +108,7 @@ class Connection:
     def recv_nowait(self) -> bool:
         """Append what the kernel has, without blocking; False when the peer is gone."""
         try:
-            data = self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+            data = self.sock.recv(RECV_SIZE, _DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return True
         except OSError:
@@ -150,7 +151,7 @@ class Connection:
 
     def send(self, data: bytes) -> None:
         try:
-            n = self.sock.send(data, socket.MSG_DONTWAIT)
+            n = self.sock.send(data, _DONTWAIT)
         except BlockingIOError:
             n = 0
         except OSError as exc:  # reset, broken pipe
@@ -200,7 +201,7 @@ class Connection:
     def send_nowait(self, data: bytes) -> None:
         """Best-effort write that never blocks (error responses to clients we are dropping)."""
         try:
-            self.sock.send(data, socket.MSG_DONTWAIT)
+            self.sock.send(data, _DONTWAIT)
         except OSError:
             pass
 
@@ -213,7 +214,7 @@ class Connection:
             if self.linger:
                 sock.shutdown(socket.SHUT_WR)
                 for _ in range(16):
-                    if not sock.recv(RECV_SIZE, socket.MSG_DONTWAIT):
+                    if not sock.recv(RECV_SIZE, _DONTWAIT):
                         break
         except OSError:
             pass

@@ -49,7 +49,6 @@ class Snapshot:
     now: float  # CLOCK_MONOTONIC, as the scoreboard's times
     master: dict[str, float]
     workers: list[WorkerView]
-    retired: Totals
     retired_handoffs: tuple[int, int]
     restarts: dict[str, int]
     listen_queues: list[tuple[str, int, int]]  # (address, queued, backlog)
@@ -117,7 +116,7 @@ def take_snapshot(pool: Any, listeners: list[Any], stopping: bool, now: float) -
         if queue is not None:
             queues.append((listener.address, *queue))
     ready = not stopping and any(w.generation == pool.generation and w.state in ("ready", "busy") for w in workers)
-    snapshot = Snapshot(now, process_info(os.getpid()), workers, pool.retired, pool.retired_handoffs,
+    snapshot = Snapshot(now, process_info(os.getpid()), workers, pool.retired_handoffs,
                         dict(pool.restarts), queues, pool.generation, stopping, ready)
     snapshot.totals.add(pool.retired, gauges=False)
     for worker in workers:

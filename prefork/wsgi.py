@@ -256,6 +256,7 @@ class WSGIHandler:
         # --metrics-bind: one (method, status, seconds, body bytes in, out) tuple per request, appended
         # by the request threads (list.append is atomic) and counted by the event loop (stats.py).
         self.observations: list[tuple] | None = None
+        self.timed = access_log is not None  # whether a request's duration is measured at all
         self.log_requests = log.isEnabledFor(logging.DEBUG)  # gunicorn's "[DEBUG] GET /path" line
         self.forwarder_headers: frozenset[str] = frozenset()  # e.g. SCRIPT_NAME, from trusted peers
         self.base = {
@@ -272,6 +273,12 @@ class WSGIHandler:
         }
         self._keys: dict[str, str] = {}  # header name as sent -> environ key ("" = dropped)
         self._hosts: dict[str, tuple[str, str]] = {}  # Host value -> (SERVER_NAME, SERVER_PORT or "")
+
+    def observe(self, statsd: Any, observations: list[tuple] | None) -> None:
+        """Per-request metrics: statsd (--statsd-host) and the observations list (--metrics-bind)."""
+        self.statsd = statsd
+        self.observations = observations
+        self.timed = self.access_log is not None or statsd is not None or observations is not None
 
     def connection_environ(self, peer: Any, server: Any, scheme: str = "http", sock: Any = None) -> dict:
         """The part of the environ fixed for a connection's lifetime, built once at accept.
@@ -379,8 +386,7 @@ class WSGIHandler:
         if self.log_requests:
             self.log.debug("%s %s", head.method, head.path)
         CURRENT_REQUEST_ID.set(request_id)  # error-log records written from here on carry it
-        timed = self.access_log is not None or self.statsd is not None or self.observations is not None
-        started = perf_counter() if timed else 0.0
+        started = perf_counter() if self.timed else 0.0
         if self.request_hooks is not None:
             self._hook(1, head)
         try:

@@ -168,9 +168,7 @@ class Worker(PoolMember):
                                    settings.access_log_json)
         handler = WSGIHandler(app, self.limits, self.log, access_log, error_stream(self.log),
                               self.multithread, self.server_software)
-        handler.statsd = self.statsd
-        if settings.metrics_bind:
-            handler.observations = []
+        handler.observe(self.statsd, [] if settings.metrics_bind else None)
         if settings.pre_request or settings.post_request:
             handler.request_hooks = (self, settings.pre_request, settings.post_request)
         handler.proxy = ProxyPolicy(settings.forwarded_allow_ips, settings.secure_scheme_headers,
