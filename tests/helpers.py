@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -274,3 +276,51 @@ def eventually(predicate, timeout: float, what: str, interval: float = 0.02) -> 
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for: {what}")
+
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+_NGINX_CONFIG = """
+user root;
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+{http}
+}}
+"""
+
+
+@contextmanager
+def running_nginx(tmp, http: str, port: int):
+    """A real nginx (foreground, its own process group) with ``http`` inside its http block,
+    listening on ``port``; stopped (QUIT, then KILL) however the block ends."""
+    conf = tmp / "nginx.conf"
+    conf.write_text(_NGINX_CONFIG.format(tmp=tmp, http=http))
+    nginx = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        def listening() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+
+        eventually(listening, 15, "nginx listening")
+        yield nginx
+    finally:
+        for sig in (signal.SIGQUIT, signal.SIGKILL):
+            try:
+                os.killpg(nginx.pid, sig)
+                nginx.wait(10)
+                break
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                continue

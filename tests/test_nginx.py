@@ -8,33 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import socket
-import subprocess
-import time
 
 import pytest
 
-from helpers import Client, free_port
+from helpers import NGINX, Client, free_port, running_nginx
 
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 pytestmark = pytest.mark.skipif(NGINX is None or os.geteuid() != 0, reason="needs nginx (and root for it)")
 
-CONFIG = """
-user root;
-worker_processes 1;
-daemon off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
+HTTP = """
     client_max_body_size 100m;
 
     upstream prefork_unix {{ server unix:{sock}; keepalive 8; }}
@@ -52,7 +34,6 @@ http {{
         location /unix/ {{ proxy_pass http://prefork_unix/; }}
         location /tcp/ {{ proxy_pass http://prefork_tcp/; }}
     }}
-}}
 """
 
 
@@ -68,29 +49,11 @@ def stack(tmp_path_factory):
     server = start_server(tmp, "-w", "2", "-b", f"127.0.0.1:{app_port}", "--use-forwarded-for",
                           "--forwarded-allow-ips", "127.0.0.2", "--keep-alive", "30", bind=f"unix:{sock}")
     port = free_port()
-    conf = tmp / "nginx.conf"
-    conf.write_text(CONFIG.format(tmp=tmp, sock=sock, app_port=app_port, port=port))
-    nginx = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp)], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield port, server
+        with running_nginx(tmp, HTTP.format(sock=sock, app_port=app_port, port=port), port):
+            yield port, server
     finally:
-        for sig in (signal.SIGQUIT, signal.SIGKILL):
-            try:
-                os.killpg(nginx.pid, sig)
-                nginx.wait(10)
-                break
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                continue
         server.stop()
-
 
 def get(port: int, path: str, extra: bytes = b"") -> Client:
     client = Client(socket.create_connection(("127.0.0.1", port), timeout=30))

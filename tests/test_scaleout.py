@@ -4,33 +4,17 @@ docs/deploying.md is valid YAML with the probes and grace period the text promis
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, eventually, free_port, start_server
+from helpers import NGINX, ROOT, free_port, running_nginx, start_server
 from load import Load
-from test_nginx import NGINX
 from test_process import wait_exit
 
-CONFIG = """
-user root;
-worker_processes 1;
-daemon off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
+HTTP = """
     upstream pool {{
         server 127.0.0.1:{a} max_fails=0;
         server 127.0.0.1:{b} max_fails=0;
@@ -45,7 +29,6 @@ http {{
             proxy_next_upstream error timeout http_502 http_503;
         }}
     }}
-}}
 """
 
 
@@ -65,20 +48,9 @@ def test_two_instances_behind_nginx_one_reloaded_then_stopped_under_load(tmp_pat
     a = start_server(tmp_path, "-w", "2", "--keep-alive", "30")
     b = start_server(tmp_path, "-w", "2", "--keep-alive", "30", "--shutdown-delay", "1")
     port = free_port()
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(CONFIG.format(tmp=tmp_path, a=a.port, b=b.port, port=port))
-    nginx = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp_path)], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        def nginx_up() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-
-        eventually(nginx_up, 15, "nginx listening")
-        with Load(Front(port), "/pid", clients=8) as load:
+        with running_nginx(tmp_path, HTTP.format(a=a.port, b=b.port, port=port), port), \
+                Load(Front(port), "/pid", clients=8) as load:
             load.wait_for(lambda s: s.ok > 100)
             b.signal(signal.SIGHUP)
             b.wait_log("Reload complete", timeout=30)
@@ -90,16 +62,8 @@ def test_two_instances_behind_nginx_one_reloaded_then_stopped_under_load(tmp_pat
         assert load.ok > 300
         assert len(load.bodies) >= 3  # workers of both instances (and B's new generation) answered
     finally:
-        for sig in (signal.SIGQUIT, signal.SIGKILL):
-            try:
-                os.killpg(nginx.pid, sig)
-                nginx.wait(10)
-                break
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                continue
         a.stop()
         b.stop()
-
 
 def test_the_kubernetes_manifest_is_valid_and_consistent():
     yaml = pytest.importorskip("yaml")
