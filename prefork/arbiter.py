@@ -1,8 +1,9 @@
 """The master process: binds or inherits the sockets, forks the workers, then only supervises.
 
 It never reads a client byte. Signal handlers only record the signal and wake the loop (through
-``signal.set_wakeup_fd``); the loop calls ``handle_<signal>()``, reaps children, and lets
-``pool.Pool`` decide which workers to start, retire or kill.
+``signal.set_wakeup_fd``); the loop calls ``handle_<signal>()``, reaps children, and carries out
+the actions that the pool's rules (``plan.py``, through ``Pool.plan``) decide: start, retire, abort
+or kill workers, notify systemd, halt.
 
 Signals (as in gunicorn): HUP reload (new generation first, old one drained once it is ready), TERM
 graceful stop, INT/QUIT fast stop, USR1 reopen logs, USR2 binary upgrade (a new master inherits the
@@ -27,24 +28,24 @@ from .balance import client_io_timeout
 from .config import ConfigError
 from .config import load as load_settings
 from .control import ControlServer
+from .exits import EXIT_APP_LOAD, EXIT_CONFIG, EXIT_OK
 from .handoff import Channel
 from .hooks import call_hook
 from .loader import AppLoadError, load_app
 from .logs import reopen_error_log
-from .pool import Pool, WorkerProc
-from .process import remove_pidfile, resolve_user, write_pidfile
+from .plan import Abort, Action, Halt, Notify, Retire, Signal, Spawn
+from .pool import Pool
+from .process import kill_quietly, remove_pidfile, resolve_user, write_pidfile
 from .proctitle import set_title
 from .prometheus_multiproc import PROMETHEUS_DIR, clear_prometheus_dir, mark_process_dead
 from .settings import SETTINGS
 from .sockets import BindError, Listener, bind, from_fd
 from .stats import SIZE as STATS_SIZE
 from .systemd import Notifier, listen_fds
-from .workers.base import EXIT_BOOT_FAILED
 from .workers.sync import SyncWorker
 from .workers.threaded import ThreadedWorker
 
 WORKER_CLASSES = {"sync": SyncWorker, "threaded": ThreadedWorker}
-EXIT_OK, EXIT_CONFIG, EXIT_APP_LOAD = 0, 1, 3
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD, signal.SIGHUP,
                    signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU)
 INHERITED_FDS_ENV = "PREFORK_FDS"  # listening fds handed to a new master by USR2 or a preload reload
@@ -62,7 +63,10 @@ class Arbiter:
         self.notifier = Notifier()
         stats_size = STATS_SIZE if settings.metrics_bind else 0
         board = sb.Scoreboard(max(64, settings.workers * 4), settings.threads, stats_size)
-        self.pool = Pool(settings, log, board, self.notifier)
+        self.pool = Pool(settings.workers, settings.timeout, board, log, settings.app_uri)
+        self.uid: int | None = None  # --user / --group, resolved at start
+        self.gid: int | None = None
+        self.announce_main_pid = False  # a new master after USR2 tells systemd it is the service now
         self.exit_code: int | None = None  # set when the master decides to stop
         self.graceful = True
         self.stop_at = 0.0  # end of --shutdown-delay
@@ -73,7 +77,6 @@ class Arbiter:
         self.control: ControlServer | None = None  # --metrics-bind
         self.control_listener: Listener | None = None
         self.reported_workers = -1
-        self.pool.server = self
 
     # gunicorn's names, for server hooks written for gunicorn
     @property
@@ -95,18 +98,16 @@ class Arbiter:
             return code
         try:
             while self.exit_code is None or monotonic() < self.stop_at:  # stop_at: --shutdown-delay
-                self.pool.manage(self._spawn, stopping=self.exit_code is not None and not self.stop_at)
+                stopping = self.exit_code is not None and not self.stop_at
+                self._apply(self.pool.plan(monotonic(), stopping))
                 if self.statsd is not None and len(self.pool.workers) != self.reported_workers:
                     self.reported_workers = len(self.pool.workers)
                     self.statsd.workers(self.reported_workers)
                 self._sleep()
                 self._dispatch_signals()
                 self._reap()
-                self.pool.check_health(monotonic())
-                if self.pool.first_start_failed and self.exit_code is None:
-                    self.exit_code, self.graceful = EXIT_APP_LOAD, False
             self.notifier.stopping("stopping")
-            self.pool.stop_all(self.graceful, self._stop_listening, self._sleep, self._reap, self.signals)
+            self._stop_workers()
         finally:
             self._close_listeners()
             if self.channel is not None:
@@ -129,7 +130,7 @@ class Arbiter:
             clear_prometheus_dir(os.environ[PROMETHEUS_DIR])
         self.hook("on_starting")
         try:
-            self.pool.uid, self.pool.gid = resolve_user(settings.user, settings.group)
+            self.uid, self.gid = resolve_user(settings.user, settings.group)
             self.listeners = self._listeners()
             if settings.metrics_bind:
                 self.control_listener = bind(settings.metrics_bind, 64)
@@ -181,9 +182,9 @@ class Arbiter:
         if systemd_fds:
             return [from_fd(fd, owned=False) for fd in systemd_fds]
         if inherited:
-            self.pool.announce_main_pid = ADOPTED_WORKERS_ENV not in os.environ  # USR2, not a re-exec
+            self.announce_main_pid = ADOPTED_WORKERS_ENV not in os.environ  # USR2, not a re-exec
             return [from_fd(int(fd), owned=True) for fd in inherited.split(",")]
-        owner = (self.pool.uid, self.pool.gid)
+        owner = (self.uid, self.gid)
         return [bind(address, self.settings.backlog, self.settings.umask, owner) for address in self.settings.bind]
 
     def _close_listeners(self) -> None:
@@ -276,7 +277,8 @@ class Arbiter:
             return
         self._reload_settings()
         self.hook("on_reload")
-        self.pool.reload()
+        if self.pool.reload():
+            self.notifier.reloading()
 
     def _reload_settings(self) -> None:
         """Re-read the command line, environment and config file; the new generation uses them."""
@@ -293,24 +295,34 @@ class Arbiter:
                 self.log.warning("Setting %s changed: it takes effect on restart, not on reload", setting.name)
                 setattr(new, setting.name, old_value)
         self.log.setLevel(new.loglevel.upper())
-        self.settings = self.pool.settings = new
+        self.settings = new
         if new.workers != self.pool.size:
             self.hook("nworkers_changed", new.workers, self.pool.size)
-            self.pool.size = new.workers
+        self.pool.configure(new.workers, new.timeout)
 
     def handle_ttin(self) -> None:
-        self.pool.resize(+1)
+        self._resize(+1)
 
     def handle_ttou(self) -> None:
-        self.pool.resize(-1)
+        self._resize(-1)
+
+    def _resize(self, delta: int, minimum: int = 1) -> None:
+        before = self.pool.size
+        wanted = self.pool.resize(delta, minimum)
+        if wanted is None:
+            return
+        if wanted != before:
+            self.hook("nworkers_changed", wanted, before)
+        self.notifier.status(self.pool.status())
 
     def handle_usr1(self) -> None:
         reopen_error_log(self.log)
-        self.pool.signal_all(signal.SIGUSR1)
+        for pid in self.pool.workers:
+            kill_quietly(pid, signal.SIGUSR1)
 
     def handle_winch(self) -> None:
         if self.upgrade_child:  # gunicorn's meaning: after USR2, retire this master's workers
-            self.pool.resize(-self.pool.size, minimum=0)
+            self._resize(-self.pool.size, minimum=0)
         else:
             self.log.info("SIGWINCH ignored: no binary upgrade in progress")
 
@@ -366,15 +378,79 @@ class Arbiter:
 
     # -- children -----------------------------------------------------------------------------------
 
-    def _spawn(self, proc: WorkerProc) -> int:
+    def _apply(self, actions: list[Action]) -> None:
+        """Carry out what the pool's rules decided, and let the pool record each action."""
+        now = monotonic()
+        for action in actions:
+            if isinstance(action, Spawn):
+                self._spawn(action.generation, now)
+                continue
+            if isinstance(action, Retire):
+                kill_quietly(action.pid, signal.SIGTERM)
+            elif isinstance(action, Abort):
+                self._abort(action.pid, now)
+            elif isinstance(action, Signal):
+                kill_quietly(action.pid, action.sig)
+            elif isinstance(action, Notify):
+                self._notify(action.fields)
+            elif isinstance(action, Halt) and self.exit_code is None:
+                self.exit_code, self.graceful = action.code, False
+            self.pool.apply(action, now)
+
+    def _notify(self, fields: tuple[str, ...]) -> None:
+        if self.announce_main_pid and "READY=1" in fields:  # the first READY of a master started by USR2
+            self.announce_main_pid = False
+            self.notifier.notify(f"MAINPID={os.getpid()}")
+        self.notifier.notify(*fields)
+
+    def _abort(self, pid: int, now: float) -> None:
+        """A silent worker: say what it was doing, then SIGUSR2 (it dumps its stacks)."""
+        proc = self.pool.workers[pid]
+        board = self.pool.board
+        heartbeat = board.read(proc.slot)[0]
+        running = "; ".join(f"{line} for {now - start:.1f}s" for start, line in board.running(proc.slot))
+        self.log.critical("WORKER TIMEOUT (pid:%d): no heartbeat for %.0fs, running: %s; dumping its "
+                          "stacks, then killing it", pid, now - heartbeat, running or "nothing")
+        kill_quietly(pid, signal.SIGUSR2)
+
+    def _stop_workers(self) -> None:
+        """Stop every worker: TERM and wait up to graceful_timeout (or QUIT), then SIGKILL."""
+        if self.graceful:
+            self._stop_listening()  # the last worker closing its copy ends listening; queued ones get served
+        for proc in self.pool.workers.values():
+            proc.retiring = proc.retiring or "server stopping"
+            kill_quietly(proc.pid, signal.SIGTERM if self.graceful else signal.SIGQUIT)
+        deadline = monotonic() + self.settings.graceful_timeout
+        while self.pool.workers and monotonic() < deadline:
+            self._sleep()
+            if self.graceful and (signal.SIGINT in self.signals or signal.SIGQUIT in self.signals):
+                break  # a fast stop asked for during a graceful one
+            self.signals.clear()
+            self._reap()
+        for pid in self.pool.workers:
+            kill_quietly(pid, signal.SIGKILL)
+        while self.pool.workers:
+            try:
+                pid, _ = os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            self.pool.workers.pop(pid, None)
+
+    def _spawn(self, generation: int, now: float) -> None:
+        slot = self.pool.free_slot()
+        if slot is None:
+            self.log.error("No free scoreboard slot: cannot start more than %d workers", self.pool.board.capacity)
+            return
+        self.pool.board.reset(slot, now)
         worker_class = WORKER_CLASSES[self.settings.worker_class]
-        worker = worker_class(proc.slot, self.settings, self.listeners, self.pool.board, self.log,
+        worker = worker_class(slot, self.settings, self.listeners, self.pool.board, self.log,
                               f"prefork/{__version__}", self.channel, self.statsd)
         self.hook("pre_fork", worker)
         pid = os.fork()
         if pid:
             worker.pid = pid
-            return pid
+            self.pool.add(pid, slot, generation)
+            return
         code = 1
         try:
             signal.set_wakeup_fd(-1)
@@ -382,11 +458,11 @@ class Arbiter:
             os.close(self.wake_w)
             worker.pid = os.getpid()
             self.hook("post_fork", worker)
-            code = worker.main(self.app, self.pool.uid, self.pool.gid)
+            code = worker.main(self.app, self.uid, self.gid)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 0
         except BaseException:
-            self.log.exception("Worker %d crashed", proc.slot)
+            self.log.exception("Worker %d crashed", slot)
         finally:
             self.hook("worker_exit", worker)
             for stream in (sys.stdout, sys.stderr):
@@ -414,6 +490,9 @@ class Arbiter:
                 for listener in self.listeners:
                     listener.owned = True
                 continue
-            self.pool.exited(pid, os.waitstatus_to_exitcode(status), EXIT_BOOT_FAILED)
+            proc, actions = self.pool.exited(pid, os.waitstatus_to_exitcode(status))
+            if proc is not None:
+                self.hook("child_exit", proc)
+            self._apply(actions)
             if PROMETHEUS_DIR in os.environ:
                 mark_process_dead(pid)

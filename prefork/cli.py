@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import sys
 
-from .arbiter import EXIT_APP_LOAD, EXIT_CONFIG, Arbiter
+from .arbiter import Arbiter
 from .config import ConfigError, describe, load
+from .exits import EXIT_APP_LOAD, EXIT_CONFIG
 from .loader import AppLoadError, load_app, parse_app_uri
 from .logs import configure_logging, unwritable_log_paths
 from .process import daemonize, resolve_user

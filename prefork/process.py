@@ -132,6 +132,14 @@ def drop_privileges(uid: int | None, gid: int | None) -> None:
         os.setuid(uid)
 
 
+def kill_quietly(pid: int, sig: int) -> None:
+    """Send a signal to a child; one that has already exited (not yet reaped) is not an error."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 def oom_kill_count() -> int | None:
     """The cgroup v2 ``oom_kill`` counter of this process's cgroup, when readable."""
     try:

@@ -285,7 +285,94 @@ def env_name(setting: Setting) -> str:
 
 
 class Settings:
-    """Effective values, one attribute per setting, plus ``app_uri`` and where each value came from."""
+    """Effective values, one attribute per setting, plus ``app_uri`` and where each value came from.
+
+    The annotations below type every setting for mypy; tests/test_config.py checks that they name
+    each setting of the registry and agree with its default."""
+
+    bind: list[str]
+    backlog: int
+    workers: int
+    worker_class: str
+    threads: int
+    request_timeout: int
+    worker_connections: int
+    timeout: int
+    graceful_timeout: int
+    keepalive: int
+    header_timeout: int
+    read_timeout: int
+    write_timeout: int
+    min_write_rate: int
+    handoff_delay: float
+    limit_request_line: int
+    limit_request_fields: int
+    limit_request_field_size: int
+    limit_request_body: int
+    max_requests: int
+    max_requests_jitter: int
+    preload_app: bool
+    shutdown_delay: int
+    pidfile: str | None
+    raw_env: list[str]
+    pythonpath: str | None
+    user: str | None
+    group: str | None
+    umask: int | None
+    chdir: str | None
+    loglevel: str
+    errorlog: str
+    accesslog: str | None
+    access_log_format: str
+    forwarded_allow_ips: str
+    secure_scheme_headers: dict[str, str]
+    use_forwarded_for: bool
+    forwarder_headers: str
+    proxy_protocol: bool
+    proxy_allow_ips: str
+    certfile: str | None
+    keyfile: str | None
+    ca_certs: str | None
+    cert_reqs: str
+    ciphers: str | None
+    wsgi_app: str | None
+    logconfig: str | None
+    logconfig_dict: dict[str, Any] | None
+    capture_output: bool
+    syslog: bool
+    syslog_addr: str
+    syslog_prefix: str | None
+    syslog_facility: str
+    access_log_json: bool
+    proc_name: str | None
+    daemon: bool
+    logconfig_json: str | None
+    metrics_bind: str | None
+    statsd_host: str | None
+    statsd_prefix: str
+    dogstatsd_tags: str
+    reload: bool
+    reload_engine: str
+    reload_extra_files: list[str]
+    paste: str | None
+    raw_paste_global_conf: list[str]
+    on_starting: Callable[..., Any] | None
+    on_reload: Callable[..., Any] | None
+    when_ready: Callable[..., Any] | None
+    pre_fork: Callable[..., Any] | None
+    post_fork: Callable[..., Any] | None
+    post_worker_init: Callable[..., Any] | None
+    worker_int: Callable[..., Any] | None
+    worker_abort: Callable[..., Any] | None
+    pre_exec: Callable[..., Any] | None
+    pre_request: Callable[..., Any] | None
+    post_request: Callable[..., Any] | None
+    child_exit: Callable[..., Any] | None
+    worker_exit: Callable[..., Any] | None
+    nworkers_changed: Callable[..., Any] | None
+    on_exit: Callable[..., Any] | None
+    app_uri: str
+    sources: dict[str, str]
 
     def __init__(self, values: dict[str, Any], app_uri: str, sources: dict[str, str] | None = None) -> None:
         for setting in SETTINGS:

@@ -13,7 +13,7 @@ import os
 import stat
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote_to_bytes
 
 from .body import EMPTY_INPUT, ChunkedBody, Input, LengthBody
@@ -24,10 +24,10 @@ from .http.parser import Limits, RequestHead
 from .http.response import (
     CONTINUE,
     LAST_CHUNK,
-    SERVER_HEADER,
     app_head,
     chunk,
     date_header,
+    frame,
     server_headers,
 )
 from .proxy import ProxyPolicy
@@ -101,44 +101,18 @@ class Response:
             self.conn.send(CONTINUE)
 
     def _head(self, body_length: int | None) -> bytes:
-        """Validate the application's status and headers and serialise the response head."""
+        """Validate the application's status and headers, decide the framing, serialise the head."""
         if self.status is None:
             raise AssertionError("the application did not call start_response()")
         app = app_head(self.status, self.headers)
-        code = self.code = app.code
-        if app.wants_close:
-            self.keep_alive = False
-        framing = []
-        declared = app.declared_length if app.declared_length is not None else body_length
-        if declared is not None and not (code < 200 or code == 204):  # RFC 9110 §8.6
-            framing.append(b"Content-Length: %d\r\n" % declared)
-        if code < 200 or code == 204 or code == 304 or self.is_head:  # no body (RFC 9110 §6.4.1)
-            self.skip_body = True
-            if code < 200:
-                self.keep_alive = False
-        elif declared is not None:
-            self.length = declared
-        elif self.http11:
-            self.chunked = True
-            framing.append(b"Transfer-Encoding: chunked\r\n")
-        else:
-            self.keep_alive = False  # HTTP/1.0 without a length: the close delimits the body
-        if not self.handler.reuse_connections:
-            self.keep_alive = False  # --keep-alive 0, or the worker is stopping: no more requests here
-        elif self.input is not None and self.keep_alive and not self.input.can_finish():
-            self.keep_alive = False  # the body cannot be drained after the response: say we will close
-        if not self.keep_alive:
-            framing.append(b"Connection: close\r\n")
-        elif not self.http11:
-            framing.append(b"Connection: keep-alive\r\n")
-        return b"".join((
-            app.status_line,
-            b"" if app.own_date else date_header(),
-            b"" if app.own_server else SERVER_HEADER,
-            app.block,
-            *framing,
-            b"\r\n",
-        ))
+        self.code = app.code
+        # --keep-alive 0 or a stopping worker: no more requests here; nor when the request body
+        # cannot be drained after the response (say so now, in the head).
+        keep_alive = (self.keep_alive and self.handler.reuse_connections
+                      and (self.input is None or self.input.can_finish()))
+        head, self.skip_body, self.length, self.chunked, self.keep_alive = frame(
+            app, body_length, self.is_head, self.http11, keep_alive, date_header())
+        return head
 
     def _frame(self, data: bytes) -> bytes:
         if self.skip_body:
@@ -230,42 +204,54 @@ class Response:
             self.problem = f"application sent {self.sent} of {self.length} bytes of its Content-Length"
 
 
+class HandlerOptions(NamedTuple):
+    """Everything a worker's handler is built from, decided once after the fork."""
+
+    limits: Limits
+    log: logging.Logger
+    errors: Any  # the wsgi.errors stream
+    multithread: bool
+    server_software: str
+    proxy: ProxyPolicy  # believed only for connections from trusted peers
+    forwarder_headers: frozenset[str] = frozenset()  # e.g. SCRIPT_NAME, from trusted peers
+    access_log: Any = None
+    statsd: Any = None  # per-request metrics (--statsd-host)
+    observe: bool = False  # --metrics-bind: keep one observation per request
+    keepalive: bool = True  # False with --keep-alive 0
+    pre_request: Callable | None = None  # server hooks from the config file, called as hook(worker, ...)
+    post_request: Callable | None = None
+    worker: Any = None  # the hooks' first argument
+
+
 class WSGIHandler:
     """Runs one request through the application: environ in, response out. One per worker."""
 
-    def __init__(
-        self,
-        app: Callable,
-        limits: Limits,
-        log: logging.Logger,
-        access_log: Any,
-        errors: Any,
-        multithread: bool,
-        server_software: str,
-    ) -> None:
+    def __init__(self, app: Callable, options: HandlerOptions) -> None:
         self.app = app
-        self.limits = limits
-        self.log = log
-        self.access_log = access_log
-        self.reuse_connections = True  # False with --keep-alive 0, and once the worker drains
-        self.request_hooks: tuple | None = None  # (worker, pre_request, post_request) when configured
-        self.proxy: ProxyPolicy | None = None  # believed only for connections from trusted peers
-        self.proxy_keys: frozenset[str] = frozenset()
+        self.limits = options.limits
+        self.log = options.log
+        self.access_log = options.access_log
+        self.statsd = options.statsd
+        self.proxy = options.proxy
+        self.proxy_keys = options.proxy.keys
+        self.forwarder_headers = options.forwarder_headers
+        self.reuse_connections = options.keepalive  # and False once the worker drains
+        self.pre_request = options.pre_request
+        self.post_request = options.post_request
+        self.worker = options.worker
         self.request_ids = RequestIds()
-        self.statsd: Any = None  # per-request metrics (--statsd-host)
         # --metrics-bind: one (method, status, seconds, body bytes in, out) tuple per request, appended
         # by the request threads (list.append is atomic) and counted by the event loop (stats.py).
-        self.observations: list[tuple] | None = None
-        self.timed = access_log is not None  # whether a request's duration is measured at all
-        self.log_requests = log.isEnabledFor(logging.DEBUG)  # gunicorn's "[DEBUG] GET /path" line
-        self.forwarder_headers: frozenset[str] = frozenset()  # e.g. SCRIPT_NAME, from trusted peers
+        self.observations: list[tuple] | None = [] if options.observe else None
+        self.timed = options.access_log is not None or options.statsd is not None or options.observe
+        self.log_requests = options.log.isEnabledFor(logging.DEBUG)  # gunicorn's "[DEBUG] GET /path" line
         self.base = {
             "SCRIPT_NAME": os.environ.get("SCRIPT_NAME", "").rstrip("/"),  # mounted below a prefix, as gunicorn
-            "SERVER_SOFTWARE": server_software,
+            "SERVER_SOFTWARE": options.server_software,
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": "http",
-            "wsgi.errors": errors,
-            "wsgi.multithread": multithread,
+            "wsgi.errors": options.errors,
+            "wsgi.multithread": options.multithread,
             "wsgi.multiprocess": True,
             "wsgi.run_once": False,
             "wsgi.input_terminated": True,
@@ -273,12 +259,6 @@ class WSGIHandler:
         }
         self._keys: dict[str, str] = {}  # header name as sent -> environ key ("" = dropped)
         self._hosts: dict[str, tuple[str, str]] = {}  # Host value -> (SERVER_NAME, SERVER_PORT or "")
-
-    def observe(self, statsd: Any, observations: list[tuple] | None) -> None:
-        """Per-request metrics: statsd (--statsd-host) and the observations list (--metrics-bind)."""
-        self.statsd = statsd
-        self.observations = observations
-        self.timed = self.access_log is not None or statsd is not None or observations is not None
 
     def connection_environ(self, peer: Any, server: Any, scheme: str = "http", sock: Any = None) -> dict:
         """The part of the environ fixed for a connection's lifetime, built once at accept.
@@ -360,11 +340,10 @@ class WSGIHandler:
 
     def handle(self, conn: Connection, head: RequestHead) -> bool:
         """Run one request; True when the connection may carry another one."""
-        token = CURRENT_REQUEST_ID.set("")
         try:
             return self._handle(conn, head)
         finally:
-            CURRENT_REQUEST_ID.reset(token)
+            CURRENT_REQUEST_ID.set("")  # log records between requests carry no request ID
 
     def _handle(self, conn: Connection, head: RequestHead) -> bool:
         response = Response(conn, head, self)
@@ -387,8 +366,8 @@ class WSGIHandler:
             self.log.debug("%s %s", head.method, head.path)
         CURRENT_REQUEST_ID.set(request_id)  # error-log records written from here on carry it
         started = perf_counter() if self.timed else 0.0
-        if self.request_hooks is not None:
-            self._hook(1, head)
+        if self.pre_request is not None:
+            self._call_hook(self.pre_request, head)
         try:
             self._run_app(environ, response)
         except ClientDisconnected:
@@ -435,15 +414,12 @@ class WSGIHandler:
             if close is not None:
                 close()
 
-    def _hook(self, which: int, *args: Any) -> None:
-        """pre_request (1) or post_request (2) from the config file; a failing hook is only logged."""
-        worker, *hooks = self.request_hooks
-        hook = hooks[which - 1]
-        if hook is not None:
-            try:
-                hook(worker, *args)
-            except Exception:
-                self.log.exception("Hook %s raised; carrying on", getattr(hook, "__name__", "request hook"))
+    def _call_hook(self, hook: Callable, *args: Any) -> None:
+        """pre_request or post_request from the config file; a failing hook is only logged."""
+        try:
+            hook(self.worker, *args)
+        except Exception:
+            self.log.exception("Hook %s raised; carrying on", getattr(hook, "__name__", "request hook"))
 
     def _send_error(self, response: Response, exc: HTTPError) -> None:
         if response.headers_sent:
@@ -463,8 +439,8 @@ class WSGIHandler:
         if self.observations is not None:
             self.observations.append((head.method, response.code, perf_counter() - started, head.content_length,
                                       response.sent))
-        if self.request_hooks is not None:
-            self._hook(2, head, environ, response)
+        if self.post_request is not None:
+            self._call_hook(self.post_request, head, environ, response)
 
 
 def _environ_key(name: str) -> str:

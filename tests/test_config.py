@@ -242,3 +242,23 @@ def test_raw_env_and_pythonpath(fresh_server, tmp_path):
     )
     server = fresh_server("-e", "GREETING=hello from -e", "--pythonpath", str(extra), app="pathapp:app")
     assert get(server, "/").body == b"hello from -e"
+
+
+def test_settings_annotations_cover_the_registry_and_agree_with_the_defaults():
+    """Settings is typed by hand-kept annotations (for mypy); they must not drift from the registry."""
+    import types
+    import typing
+
+    from prefork.settings import SETTINGS, Settings
+
+    hints = typing.get_type_hints(Settings)
+    assert {s.name for s in SETTINGS} <= set(hints)
+    for setting in SETTINGS:
+        hint = hints[setting.name]
+        allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        classes = tuple(typing.get_origin(a) or a for a in allowed if a is not typing.Any)
+        classes = tuple(type(None) if c is None else c for c in classes)
+        if setting.hook:
+            assert setting.default is None and type(None) in classes, setting.name
+            continue
+        assert classes and isinstance(setting.default, classes), (setting.name, hint, setting.default)

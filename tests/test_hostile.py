@@ -266,33 +266,6 @@ def test_an_unwritable_log_path_stops_the_start_naming_it(tmp_path):  # G16
         assert code == 1 and path in log, log
 
 
-def test_a_worker_that_recovered_from_a_timeout_gets_a_stack_dump_next_time(monkeypatch):  # G18
-    import logging
-    import signal
-    from types import SimpleNamespace
-
-    from prefork import pool as pool_module
-    from prefork import scoreboard as sb
-    from prefork.pool import Pool, WorkerProc
-
-    sent = []
-    monkeypatch.setattr(pool_module, "_kill", lambda pid, sig: sent.append(sig))
-    board = sb.Scoreboard(2)
-    board.reset(0, 0.0)
-    board.set_state(0, sb.READY)
-    pool = Pool(SimpleNamespace(timeout=2, workers=1), logging.getLogger("test"), board, None)
-    pool.workers[10] = WorkerProc(10, 0, 0)
-    pool.check_health(3.0)  # silent for 3 s: dump first
-    assert sent == [signal.SIGUSR2] and board.asked(0) == sb.EVACUATE
-    board.beat(0, 3.5)
-    pool.check_health(3.6)  # back in time
-    assert board.asked(0) == 0
-    pool.check_health(6.0)  # silent again: a new dump, not an immediate kill
-    assert sent == [signal.SIGUSR2, signal.SIGUSR2]
-    pool.check_health(7.1)
-    assert sent[-1] == signal.SIGKILL
-
-
 @pytest.mark.needs_root  # drops to nobody
 def test_the_parent_death_signal_survives_dropping_privileges(fresh_server):  # G18
     from helpers import Client

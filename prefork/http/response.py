@@ -164,6 +164,46 @@ def analyse_app_head(status: object, headers: list) -> AppHead:
     return AppHead(status_bytes, code, header_block(lines), declared, wants_close, own_date, own_server)
 
 
+_CHUNKED = b"Transfer-Encoding: chunked\r\n"
+_CLOSE = b"Connection: close\r\n"
+_KEEP_ALIVE = b"Connection: keep-alive\r\n"
+
+
+def frame(app: AppHead, body_length: int | None, is_head: bool, http11: bool, keep_alive: bool,
+          date: bytes) -> tuple[bytes, bool, int | None, bool, bool]:
+    """How the response is delimited (RFC 9112 §6), and its head.
+
+    ``body_length`` is the body's size when the server knows it (one-piece body, file), else None;
+    ``keep_alive`` is whether the connection may carry another request as far as the request, the
+    server and the request body are concerned; ``date`` is the Date line (left out when the
+    application sent its own). Returns ``(head, skip_body, length, chunked, keep_alive)``: whether no
+    body may be sent (HEAD, 1xx, 204, 304; RFC 9110 §6.4.1), the body bytes the framing promises (None
+    when chunked or delimited by the close), and whether the connection stays open afterwards.
+    """
+    code = app.code
+    declared = app.declared_length if app.declared_length is not None else body_length
+    if app.wants_close:
+        keep_alive = False
+    # RFC 9110 §8.6: no Content-Length on 1xx and 204; on HEAD and 304 it states the would-be size.
+    length_line = b"Content-Length: %d\r\n" % declared if declared is not None and code >= 200 and code != 204 else b""
+    chunked = False
+    length = None
+    skip_body = code < 200 or code == 204 or code == 304 or is_head
+    if skip_body:
+        if code < 200:
+            keep_alive = False
+    elif declared is not None:
+        length = declared
+    elif http11:
+        chunked = True
+    else:
+        keep_alive = False  # HTTP/1.0 without a length: the close delimits the body
+    connection = b"" if keep_alive and http11 else _KEEP_ALIVE if keep_alive else _CLOSE
+    head = b"".join((app.status_line, b"" if app.own_date else date, b"" if app.own_server else SERVER_HEADER,
+                     app.block, length_line, _CHUNKED if chunked else b"", connection, b"\r\n"))
+    return head, skip_body, length, chunked, keep_alive
+
+
 def chunk(data: bytes) -> bytes:
     """One chunk of the chunked transfer coding (RFC 9112 §7.1)."""
     return b"%x\r\n%b\r\n" % (len(data), data)

@@ -34,6 +34,7 @@ from typing import Any
 from .. import scoreboard as sb
 from ..balance import BALANCE_INTERVAL
 from ..conn import Connection
+from ..exits import EXIT_BOOT_FAILED
 from ..handoff import Channel
 from ..hooks import call_hook
 from ..http.errors import HeaderFieldsTooLarge, HTTPError, RequestTimeout
@@ -47,23 +48,22 @@ from ..proctitle import set_title
 from ..proxy import ProxyPolicy
 from ..sockets import Listener
 from ..stats import RequestStats
-from ..wsgi import WSGIHandler
+from ..wsgi import HandlerOptions, WSGIHandler
 from .poller import Poller
 from .sharing import HOUSEKEEPING_INTERVAL, PoolMember
 
-EXIT_BOOT_FAILED = 3  # the master reads this exit status as "the application could not load"
 ACCEPT_BACKOFF = 0.5  # seconds without accepting after accept() failed (EMFILE, ENFILE, ENOMEM)
 ACCEPT_REPORT_INTERVAL = 10.0
-TAKE_PAUSE = 0.1
 # Incomplete request heads larger than BIG_HEAD are tracked; together they may hold HEAD_MEMORY_BUDGET
 # bytes per worker, beyond which the largest get 431. Without it, a thousand clients each stopping
 # just short of the head limits (about 0.8 MiB with the defaults) would hold 800 MB of one worker.
 BIG_HEAD = 65536
-HEAD_MEMORY_BUDGET = 32 << 20  # seconds a worker that handed connections off leaves them to its siblings
+HEAD_MEMORY_BUDGET = 32 << 20
 
 
 class Worker(PoolMember):
     multithread = False
+    waiting: Any = ()  # complete heads waiting for a request thread (threaded worker)
 
     def __init__(self, index: int, settings: Any, listeners: list[Listener], board: sb.Scoreboard,
                  log: logging.Logger, server_software: str, channel: Channel | None = None,
@@ -118,7 +118,7 @@ class Worker(PoolMember):
         self.next_accept_report = 0.0
         self.gates_due = 0.0  # when update_gates runs next (also whenever the connection count changes)
         self.gates_count = -1
-        self.poll_wait = HOUSEKEEPING_INTERVAL
+        self.poll_wait = HOUSEKEEPING_INTERVAL  # how long the loop may wait for events (update_gates)
 
     # -- process life (main thread) ---------------------------------------------------------------
 
@@ -166,19 +166,26 @@ class Worker(PoolMember):
         if settings.accesslog:
             access_log = AccessLog(open_log_stream(settings.accesslog), settings.access_log_format,
                                    settings.access_log_json)
-        handler = WSGIHandler(app, self.limits, self.log, access_log, error_stream(self.log),
-                              self.multithread, self.server_software)
-        handler.observe(self.statsd, [] if settings.metrics_bind else None)
-        if settings.pre_request or settings.post_request:
-            handler.request_hooks = (self, settings.pre_request, settings.post_request)
-        handler.proxy = ProxyPolicy(settings.forwarded_allow_ips, settings.secure_scheme_headers,
-                                    settings.use_forwarded_for)
-        handler.proxy_keys = handler.proxy.keys
-        handler.reuse_connections = settings.keepalive > 0
-        handler.forwarder_headers = frozenset(
+        forwarder_headers = frozenset(
             name.strip().upper() for name in settings.forwarder_headers.split(",") if name.strip()
         ) - {"PATH_INFO"}  # never from a header: "GET /public" + "PATH_INFO: /admin" would bypass the proxy
-        return handler
+        return WSGIHandler(app, HandlerOptions(
+            limits=self.limits,
+            log=self.log,
+            errors=error_stream(self.log),
+            multithread=self.multithread,
+            server_software=self.server_software,
+            proxy=ProxyPolicy(settings.forwarded_allow_ips, settings.secure_scheme_headers,
+                              settings.use_forwarded_for),
+            forwarder_headers=forwarder_headers,
+            access_log=access_log,
+            statsd=self.statsd,
+            observe=bool(settings.metrics_bind),
+            keepalive=settings.keepalive > 0,
+            pre_request=settings.pre_request,
+            post_request=settings.post_request,
+            worker=self,
+        ))
 
     def _install_signals(self) -> None:
         signal.signal(signal.SIGTERM, self._on_term)
@@ -261,46 +268,50 @@ class Worker(PoolMember):
 
     def event_loop(self, poller: Poller) -> None:
         """Accept, read, time out and drain; subclasses say what ``adopt``, ``readable`` and
-        ``can_accept`` mean for them."""
+        ``can_accept`` mean for them. Each turn costs a few attribute tests besides the events:
+        the balance gates are re-decided only when they may have changed (``update_gates``)."""
         self.poller = poller
         connections = self.connections
+        readable = self.readable
+        poll = poller.poll
         draining = False
-        while self.running():
+        while self.alive or self.running():
             if not (self.alive or draining):
                 draining = True
                 self.start_drain(poller, self.adopt)
                 continue
-            events = poller.poll(self.before_poll())
+            events = poll(self.before_poll() if self.waiting else self.poll_wait)
             now = monotonic()
             for fd, _ in events:
                 conn = connections.get(fd)
                 if conn is not None:
-                    self.readable(conn)
-                elif fd in poller.listeners:
-                    conn = self.accept(poller.listeners[fd], now)
-                    if conn is not None:
-                        if len(connections) >= self.settings.worker_connections:
-                            self.reclaim()
-                        self.adopt(conn)
-                elif fd == poller.channel_fd:
-                    conn = self.take_over(now)
-                    if conn is not None:
-                        self.adopt(conn)
+                    readable(conn)
                 else:
-                    poller.is_wake(fd)
+                    self.new_connection(poller, fd, now)
             if now >= self.next_housekeeping:
                 self.housekeeping(now, connections)
-            if self.alive and (now >= self.gates_due or len(connections) != self.gates_count):
+            if (now >= self.gates_due or len(connections) != self.gates_count) and self.alive:
                 self.update_gates(now)
 
+    def new_connection(self, poller: Poller, fd: int, now: float) -> None:
+        """An event on a listener, the hand-off channel or the wake-up pipe."""
+        if fd in poller.listeners:
+            conn = self.accept(poller.listeners[fd], now)
+            if conn is not None:
+                if len(self.connections) >= self.settings.worker_connections:
+                    self.reclaim()
+                self.adopt(conn)
+        elif fd == poller.channel_fd:
+            conn = self.take_over(now)
+            if conn is not None:
+                self.adopt(conn)
+        else:
+            poller.is_wake(fd)
+
     def before_poll(self) -> float:
-        """Work due before the loop waits again; returns how long it may wait."""
-        # A worker held back by the balance rule looks at its siblings again soon: one of them may
-        # have become busy, and new connections must not wait for it.
-        poller = self.poller
-        if self.alive and not self.evacuating and not (poller.accepting and (poller.taking or self.channel is None)):
-            return BALANCE_INTERVAL
-        return HOUSEKEEPING_INTERVAL
+        """With connections in ``self.waiting`` (threaded worker): work due before the loop waits
+        again; returns how long it may wait."""
+        return self.poll_wait
 
     def adopt(self, conn: Connection) -> None:
         """A connection just accepted: serve it or park it in ``self.connections``."""
@@ -315,7 +326,6 @@ class Worker(PoolMember):
         descriptor of a socket also removes it from epoll."""
         self.connections.pop(conn.fd, None)
         conn.close()
-
 
     def _progress(self) -> None:
         """Heartbeat before a client I/O call that may block (see conn.py: timeouts in order)."""
@@ -406,6 +416,7 @@ class Worker(PoolMember):
         self.accept_failures += 1
         self.accept_paused_until = now + ACCEPT_BACKOFF
         self.poller.set_accepting(False)
+        self.poll_wait = BALANCE_INTERVAL  # look again soon (update_gates)
         if now >= self.next_accept_report:
             self.next_accept_report = now + ACCEPT_REPORT_INTERVAL
             self.log.error("accept() failed on %s: %s (%d times so far); pausing accepting %.1fs each time",
@@ -480,11 +491,17 @@ class Worker(PoolMember):
         """
         run = self.run_request
         entry = entry or self.entry
+        limits = self.limits
         try:
-            if head is None:
-                head = self.next_head(conn)
-            while head is not None:
+            while True:
+                if head is None:
+                    head = conn.next_head(limits)
+                    if head is None:
+                        if conn.scanned > BIG_HEAD:
+                            self._bound_head_memory(conn)
+                        return True
                 keep = run(conn, head, entry)
+                head = None
                 self.requests += 1
                 conn.requests += 1
                 if self.requests == self.max_requests:
@@ -494,8 +511,6 @@ class Worker(PoolMember):
                 if not conn.buf:
                     conn.idle_since = monotonic()
                     return True
-                head = self.next_head(conn)
-            return True
         except HTTPError as exc:
             self.reject(conn, exc)
             return False

@@ -30,6 +30,7 @@ class Poller:
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.wake_w)
         self.epoll.register(self.wake_r, select.EPOLLIN)
+        self.poll = self.epoll.poll  # (timeout) -> [(fd, events)]; bound once, called every turn
         self.listeners = listeners
         self.channel_fd = channel.fd if channel is not None else -1
         self.accepting = False
@@ -78,9 +79,6 @@ class Poller:
             self.epoll.unregister(fd)
         except (FileNotFoundError, ValueError, OSError):
             pass
-
-    def poll(self, timeout: float) -> list[tuple[int, int]]:
-        return self.epoll.poll(timeout)
 
     def is_wake(self, fd: int) -> bool:
         if fd != self.wake_r:
