@@ -71,7 +71,7 @@ class Arbiter:
         self.graceful = True
         self.stop_at = 0.0  # end of --shutdown-delay
         self.upgrade_child = 0  # pid of the new master started by USR2
-        self.app = None  # the preloaded application (--preload)
+        self.app: Any = None  # the preloaded application (--preload)
         self.channel: Channel | None = None  # the workers' hand-off channel, kept for our lifetime
         self.statsd = statsd  # gunicorn's statsd metrics (--statsd-host), or None
         self.control: ControlServer | None = None  # --metrics-bind
@@ -112,7 +112,7 @@ class Arbiter:
             self._close_listeners()
             if self.channel is not None:
                 self.channel.close()
-            if self.control is not None:
+            if self.control is not None and self.control_listener is not None:
                 self.control.close()
                 self.control_listener.close()
             if self.settings.pidfile:
@@ -407,6 +407,8 @@ class Arbiter:
         """A silent worker: say what it was doing, then SIGUSR2 (it dumps its stacks)."""
         proc = self.pool.workers[pid]
         board = self.pool.board
+        if proc.slot is None:  # never planned: only workers with a slot have a heartbeat
+            return
         heartbeat = board.read(proc.slot)[0]
         running = "; ".join(f"{line} for {now - start:.1f}s" for start, line in board.running(proc.slot))
         self.log.critical("WORKER TIMEOUT (pid:%d): no heartbeat for %.0fs, running: %s; dumping its "

@@ -14,6 +14,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from typing import Any
 
 
 class AppLoadError(Exception):
@@ -56,9 +57,9 @@ def _resolve(module_obj: object, node: ast.expr, uri: str) -> object:
     if isinstance(node, ast.Attribute):
         return getattr(_resolve(module_obj, node.value, uri), node.attr)
     assert isinstance(node, ast.Call)
-    factory = _resolve(module_obj, node.func, uri)
+    factory: Any = _resolve(module_obj, node.func, uri)
     args = [ast.literal_eval(a) for a in node.args]
-    kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+    kwargs = {str(k.arg): ast.literal_eval(k.value) for k in node.keywords}
     return factory(*args, **kwargs)
 
 
@@ -91,7 +92,7 @@ def load_app(uri: str, paste_globals: list[str] | tuple[str, ...] = ()) -> Calla
 def _load_paste(spec: str, paste_globals: list[str] | tuple[str, ...]) -> Callable:
     """--paste FILE[#NAME] with PasteDeploy, its directory on sys.path as gunicorn does."""
     try:
-        from paste.deploy import loadapp  # type: ignore[import-not-found]
+        from paste.deploy import loadapp  # type: ignore[import-not-found,import-untyped,unused-ignore]
     except ImportError:
         raise AppLoadError("--paste needs the PasteDeploy package (pip install PasteDeploy)") from None
     path, _, name = spec.partition("#")

@@ -3,7 +3,7 @@
 try:
     from setproctitle import setproctitle as _setproctitle
 except ImportError:  # pragma: no cover - setproctitle is a declared dependency; titles are cosmetic
-    _setproctitle = None
+    _setproctitle = None  # type: ignore[assignment]
 
 
 def set_title(text: str) -> None:

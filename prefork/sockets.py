@@ -13,6 +13,7 @@ import os
 import socket
 import stat
 import struct
+from typing import Any
 
 SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
 
@@ -21,7 +22,7 @@ class BindError(Exception):
     """An address that cannot be listened on, with the reason."""
 
 
-def parse_address(text: str) -> tuple[int, object]:
+def parse_address(text: str) -> tuple[int, Any]:
     """``HOST:PORT`` / ``[IPV6]:PORT`` / ``unix:PATH`` -> ``(family, sockaddr)``; as in gunicorn,
     ``unix://PATH`` is PATH too (``unix://tmp/x.sock`` is relative, ``unix:///tmp/x.sock`` absolute)."""
     if text.startswith("unix:"):
@@ -157,7 +158,7 @@ def bind(address: str, backlog: int, umask: int | None = None, owner: tuple[int 
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if family == socket.AF_INET6:
-                dual_stack = sockaddr[0] == "::"  # type: ignore[index]
+                dual_stack = sockaddr[0] == "::"
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual_stack else 1)
             sock.bind(sockaddr)
         sock.listen(backlog)

@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import re
 import socket
+from typing import Any
 
 
 class Statsd:
     def __init__(self, address: str, prefix: str = "", tags: str = "") -> None:
         if address.startswith("unix:"):
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            self.target: object = address[5:]
+            self.target: Any = address[5:]
         else:
             host, _, port = address.rpartition(":")
             host = host.strip("[]") or "localhost"

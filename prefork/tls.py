@@ -44,7 +44,7 @@ class TLSConnection(Connection):
         self.handshaking = True
 
     def recv_nowait(self) -> bool:
-        sock = self.sock
+        sock: ssl.SSLSocket = self.sock  # type: ignore[assignment]
         sock.setblocking(False)
         try:
             if self.handshaking:

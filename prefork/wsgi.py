@@ -356,7 +356,7 @@ class WSGIHandler:
                 LengthBody(conn, head.content_length), response.send_continue if head.expect_continue else None
             )
         else:
-            wsgi_input = EMPTY_INPUT
+            wsgi_input = EMPTY_INPUT  # type: ignore[assignment]  # an Input that is always empty
         if wsgi_input is not EMPTY_INPUT:
             response.input = wsgi_input
         environ = self.environ(conn, head, wsgi_input)

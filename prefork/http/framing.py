@@ -36,7 +36,7 @@ class ChunkedDecoder:
     def done(self) -> bool:
         return self.state == DONE
 
-    def decode(self, buf: bytes) -> tuple[bytes, int]:
+    def decode(self, buf: bytes | bytearray) -> tuple[bytes, int]:
         """Decode from ``buf``; return ``(data, consumed)``. Raises HTTPError on invalid framing."""
         out = []
         pos = 0
@@ -74,7 +74,7 @@ class ChunkedDecoder:
                 break
         return b"".join(out), pos
 
-    def _check_partial_line(self, buf: bytes, pos: int) -> None:
+    def _check_partial_line(self, buf: bytes | bytearray, pos: int) -> None:
         # A CR at the very end may be the start of the line's CRLF: it does not count, so the verdict
         # is the same whatever the split (the complete line is measured without its CRLF).
         pending = len(buf) - pos - (buf[-1:] == b"\r")
@@ -88,7 +88,7 @@ class ChunkedDecoder:
         if buf.find(b"\n", pos) >= 0:
             raise BadRequest("bare LF in chunked framing")
 
-    def _size_line(self, line: bytes) -> None:
+    def _size_line(self, line: bytes | bytearray) -> None:
         if len(line) > MAX_CHUNK_LINE:
             raise BadRequest("chunk line too long")
         match = CHUNK_LINE_RE.fullmatch(line)
@@ -104,7 +104,7 @@ class ChunkedDecoder:
         self.remaining = size
         self.state = DATA
 
-    def _trailer_line(self, line: bytes) -> None:
+    def _trailer_line(self, line: bytes | bytearray) -> None:
         if not line:
             self.state = DONE
             return

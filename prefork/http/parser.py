@@ -90,7 +90,7 @@ class RequestHead:
         return f"<RequestHead {self.method} {self.target} {self.version}>"
 
 
-def parse_head(buf: bytes, limits: Limits, scanned: int = 0) -> tuple[RequestHead, int] | None:
+def parse_head(buf: bytes | bytearray, limits: Limits, scanned: int = 0) -> tuple[RequestHead, int] | None:
     """Parse the head at the start of ``buf``; return ``(head, bytes consumed)`` or ``None`` if incomplete.
 
     ``scanned``: the length of ``buf`` when an earlier call on the same connection returned None.
@@ -118,7 +118,7 @@ def parse_head(buf: bytes, limits: Limits, scanned: int = 0) -> tuple[RequestHea
     return head, end + 4
 
 
-def _first_fault(buf: bytes, start: int, new: int, available: int, limits: Limits) -> HTTPError | None:
+def _first_fault(buf: bytes | bytearray, start: int, new: int, available: int, limits: Limits) -> HTTPError | None:
     """The fault earliest in byte order among those an unfinished head can show: a bare CR or LF, a
     method byte that is not a tchar, a line or a head over its limit, a complete request line that is
     invalid. ``buf[start:available]`` is the head so far; bytes before ``new`` were looked at by an

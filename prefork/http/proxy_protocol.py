@@ -19,7 +19,7 @@ V1_MAX = 107  # the longest v1 line, CRLF included
 _V2_HEADER = struct.Struct("!12sBBH")
 
 
-def parse_proxy_header(buf: bytes) -> tuple[tuple[str, int] | None, int] | None:
+def parse_proxy_header(buf: bytes | bytearray) -> tuple[tuple[str, int] | None, int] | None:
     if buf[:12] == V2_SIGNATURE[: len(buf[:12])] and buf[:1] == b"\r":
         return _parse_v2(buf)
     if b"PROXY "[: len(buf)] == buf[:6] and len(buf) < 6:
@@ -29,7 +29,7 @@ def parse_proxy_header(buf: bytes) -> tuple[tuple[str, int] | None, int] | None:
     raise BadRequest("expected a PROXY protocol header")
 
 
-def _parse_v1(buf: bytes) -> tuple[tuple[str, int] | None, int] | None:
+def _parse_v1(buf: bytes | bytearray) -> tuple[tuple[str, int] | None, int] | None:
     end = buf.find(b"\r\n")
     if end < 0:
         if len(buf) >= V1_MAX:
@@ -56,7 +56,7 @@ def _parse_v1(buf: bytes) -> tuple[tuple[str, int] | None, int] | None:
     return (source, int(source_port)), end + 2
 
 
-def _parse_v2(buf: bytes) -> tuple[tuple[str, int] | None, int] | None:
+def _parse_v2(buf: bytes | bytearray) -> tuple[tuple[str, int] | None, int] | None:
     if len(buf) < 16:
         if buf[:12] != V2_SIGNATURE[: len(buf)]:
             raise BadRequest("invalid PROXY v2 signature")

@@ -61,7 +61,7 @@ _status_lines: dict[str, tuple[bytes, int]] = {}
 
 def status_line(status: object) -> tuple[bytes, int]:
     """``"200 OK"`` -> ``(b"HTTP/1.1 200 OK\\r\\n", 200)``; validated once per distinct status."""
-    cached = _status_lines.get(status)  # type: ignore[arg-type]
+    cached = _status_lines.get(status)  # type: ignore[call-overload]
     if cached is not None:
         return cached
     if type(status) is not str or STATUS_RE.fullmatch(status) is None:

@@ -63,6 +63,7 @@ HEAD_MEMORY_BUDGET = 32 << 20
 
 class Worker(PoolMember):
     multithread = False
+    handler: WSGIHandler  # built after the fork, once the application is loaded (main)
     waiting: Any = ()  # complete heads waiting for a request thread (threaded worker)
 
     def __init__(self, index: int, settings: Any, listeners: list[Listener], board: sb.Scoreboard,
@@ -90,7 +91,6 @@ class Worker(PoolMember):
             settings.limit_request_field_size,
             settings.limit_request_body,
         )
-        self.handler: WSGIHandler | None = None
         self.tls = None  # an SSLContext with --certfile
         self.tls_connection: type[Connection] = Connection  # its Connection class, then TLSConnection
         if settings.certfile:
@@ -205,8 +205,9 @@ class Worker(PoolMember):
 
     def _on_term(self, signum: int, frame: Any) -> None:
         self.alive = False
-        if self.handler is not None:
-            self.handler.reuse_connections = False
+        handler = getattr(self, "handler", None)  # a TERM may come before the application loaded
+        if handler is not None:
+            handler.reuse_connections = False
 
     def _on_quit(self, signum: int, frame: Any) -> None:
         self.hook("worker_int")
@@ -233,7 +234,7 @@ class Worker(PoolMember):
         thread that read the list just before the swap appends to it in the next few bytecodes, never
         half a second later (``final``: the threads are gone, take everything)."""
         handler = self.handler
-        batch, self.set_aside = self.set_aside, handler.observations
+        batch, self.set_aside = self.set_aside, handler.observations or []
         handler.observations = []
         if final:
             batch += self.set_aside
@@ -371,7 +372,7 @@ class Worker(PoolMember):
         elif self.alive and self.channel is not None:
             self.rebalance(now)
         self.board.count_request(self.index, self.requests)
-        if self.board.stats_size and self.handler is not None:
+        if self.board.stats_size:
             self.publish_stats(connections)
         if self.alive:
             self._set_title(self.describe(now))
@@ -381,7 +382,7 @@ class Worker(PoolMember):
         if self.reopen_logs:
             self.reopen_logs = False
             reopen_error_log(self.log)
-            if self.handler is not None and self.handler.access_log is not None:
+            if self.handler.access_log is not None:
                 self.handler.access_log.reopen()
         if self.big_heads:
             self._forget_finished_heads()

@@ -11,6 +11,7 @@ hand-off watcher also calls while it owns the connections (see sync.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..balance import BALANCE_INTERVAL, reclaim_candidate, should_accept, surplus
@@ -36,6 +37,17 @@ class PoolMember:
     handler: Any
     log: Any
     alive: bool
+    evacuating: bool
+    published_connections: int
+    balance: tuple[int, float, bool]
+    accept_paused_until: float
+    take_paused_until: float
+    handed_off: int
+    taken_over: int
+    gates_count: int
+    gates_due: float
+    poll_wait: float
+    forget: Callable[[Connection], None]
 
     def update_gates(self, now: float) -> None:
         """Decide whether to watch the listeners and the hand-off channel. Runs when the number of
