@@ -5,9 +5,10 @@ It never reads a client byte. Signal handlers only record the signal and wake th
 the actions that the pool's rules (``plan.py``, through ``Pool.plan``) decide: start, retire, abort
 or kill workers, notify systemd, halt.
 
-Signals (as in gunicorn): HUP reload (new generation first, old one drained once it is ready), TERM
-graceful stop, INT/QUIT fast stop, USR1 reopen logs, USR2 binary upgrade (a new master inherits the
-sockets), WINCH stop the workers but keep the master (after USR2), TTIN/TTOU one worker more/less.
+Signals (as in gunicorn; the table is ``signal_table.py``, rendered in docs/signals.md): HUP reload
+(new generation first, old one drained once it is ready), TERM graceful stop, INT/QUIT fast stop, USR1
+reopen logs, USR2 binary upgrade (a new master inherits the sockets), WINCH stop the workers but keep
+the master (after USR2), TTIN/TTOU one worker more/less.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .process import kill_quietly, remove_pidfile, resolve_user, write_pidfile
 from .proctitle import set_title
 from .prometheus_multiproc import PROMETHEUS_DIR, clear_prometheus_dir, mark_process_dead
 from .settings import SETTINGS
+from .signal_table import HANDLED_SIGNALS
 from .sockets import BindError, Listener, bind, from_fd
 from .stats import SIZE as STATS_SIZE
 from .systemd import Notifier, listen_fds
@@ -46,8 +48,6 @@ from .workers.sync import SyncWorker
 from .workers.threaded import ThreadedWorker
 
 WORKER_CLASSES = {"sync": SyncWorker, "threaded": ThreadedWorker}
-HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD, signal.SIGHUP,
-                   signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU)
 INHERITED_FDS_ENV = "PREFORK_FDS"  # listening fds handed to a new master by USR2 or a preload reload
 ADOPTED_WORKERS_ENV = "PREFORK_OLD_WORKERS"  # workers a re-executed master must drain once it is ready
 

@@ -86,7 +86,10 @@ class Connection:
                 self.head_since = monotonic()
             return None
         head, used = parsed
-        self.consume(used)
+        if used == len(self.buf):
+            self.buf = b""  # the usual case: nothing pipelined behind this head
+        else:
+            self.consume(used)
         self.head_since = 0.0
         self.scanned = 0
         return head
@@ -115,7 +118,10 @@ class Connection:
             return False
         if not data:
             return False
-        self.append(data)
+        if self.buf:
+            self.append(data)
+        else:
+            self.buf = data  # the usual case: nothing was left over
         return True
 
     def append(self, data: bytes) -> None:

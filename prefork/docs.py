@@ -1,12 +1,20 @@
-"""Generate docs/settings.md from the settings registry: ``python -m prefork.docs > docs/settings.md``.
+"""Generate docs/settings.md from the settings registry: ``python -m prefork.docs > docs/settings.md``,
+and the master's signal table in docs/signals.md from ``signal_table.py``:
+``python -m prefork.docs --signals docs/signals.md`` (rewrites the table in place).
 
-A test regenerates it and fails when the committed file differs, so the reference cannot drift.
+Tests regenerate both and fail when the committed files differ, so the references cannot drift.
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from .compat import IGNORED, REFUSED
 from .settings import SETTINGS, env_name
+from .signal_table import signals_table
+
+TABLE_START = "| signal |"  # the signals page's table runs from this line to the next blank line
 
 
 def settings_markdown() -> str:
@@ -49,5 +57,16 @@ def settings_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def with_signals_table(page: str) -> str:
+    """``page`` (docs/signals.md) with its master signals table regenerated."""
+    start = page.index(TABLE_START)
+    end = page.index("\n\n", start) + 1
+    return page[:start] + signals_table() + page[end:]
+
+
 if __name__ == "__main__":
-    print(settings_markdown(), end="")
+    if sys.argv[1:2] == ["--signals"]:
+        path = Path(sys.argv[2])
+        path.write_text(with_signals_table(path.read_text()))
+    else:
+        print(settings_markdown(), end="")

@@ -244,6 +244,7 @@ class WSGIHandler:
         # by the request threads (list.append is atomic) and counted by the event loop (stats.py).
         self.observations: list[tuple] | None = [] if options.observe else None
         self.timed = options.access_log is not None or options.statsd is not None or options.observe
+        self.after_request = self.timed or options.post_request is not None  # whether _access has work
         self.log_requests = options.log.isEnabledFor(logging.DEBUG)  # gunicorn's "[DEBUG] GET /path" line
         self.base = {
             "SCRIPT_NAME": os.environ.get("SCRIPT_NAME", "").rstrip("/"),  # mounted below a prefix, as gunicorn
@@ -311,7 +312,7 @@ class WSGIHandler:
         if head.host:
             # The target's authority (absolute-form) overrides Host for both keys frameworks read.
             env["HTTP_HOST"] = head.host
-            name, port = self._server_from_host(head.host)
+            name, port = self._hosts.get(head.host) or self._server_from_host(head.host)
             env["SERVER_NAME"] = name
             env["SERVER_PORT"] = port or ("443" if env["wsgi.url_scheme"] == "https" else "80")
         if from_proxy:
@@ -325,18 +326,16 @@ class WSGIHandler:
         return env
 
     def _server_from_host(self, host: str) -> tuple[str, str]:
-        cached = self._hosts.get(host)
-        if cached is None:
-            if host.startswith("["):
-                name, _, port = host.partition("]")
-                name += "]"
-                port = port[1:]
-            else:
-                name, _, port = host.partition(":")
-            cached = (name, port)
-            if len(self._hosts) < 256 and len(host) <= 255:
-                self._hosts[host] = cached
-        return cached
+        """SERVER_NAME and SERVER_PORT from a Host value not yet in the cache."""
+        if host.startswith("["):
+            name, _, port = host.partition("]")
+            name += "]"
+            port = port[1:]
+        else:
+            name, _, port = host.partition(":")
+        if len(self._hosts) < 256 and len(host) <= 255:
+            self._hosts[host] = (name, port)
+        return name, port
 
     def handle(self, conn: Connection, head: RequestHead) -> bool:
         """Run one request; True when the connection may carry another one."""
@@ -387,8 +386,9 @@ class WSGIHandler:
             return False
         if response.problem:
             self.log.error("%s %s: %s", head.method, head.target, response.problem)
-        self._access(head, environ, response, started)
-        if response.keep_alive and wsgi_input.finish():
+        if self.after_request:
+            self._access(head, environ, response, started)
+        if response.keep_alive and (wsgi_input is EMPTY_INPUT or wsgi_input.finish()):
             return True
         # Closing with unread input makes the kernel reset the connection, which can destroy the
         # response before the client reads it: linger, unless the client itself asked to close and
@@ -398,14 +398,16 @@ class WSGIHandler:
 
     def _run_app(self, environ: dict, response: Response) -> None:
         result = self.app(environ, response.start_response)
+        if type(result) is list or type(result) is tuple:  # no close() to call
+            if len(result) == 1:
+                response.send_single(result[0])
+            else:
+                for data in result:
+                    response.write(data)
+            response.finish()
+            return
         try:
-            if type(result) is list or type(result) is tuple:
-                if len(result) == 1:
-                    response.send_single(result[0])
-                else:
-                    for data in result:
-                        response.write(data)
-            elif not (type(result) is FileWrapper and response.send_file(result)):
+            if not (type(result) is FileWrapper and response.send_file(result)):
                 for data in result:
                     response.write(data)
             response.finish()

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import codecs
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APPS = os.path.join(ROOT, "tests", "apps")
@@ -71,6 +75,11 @@ class Server:
                 return log
             time.sleep(0.05)
         raise AssertionError(f"{text!r} not in server log:\n{self.log()}")
+
+    def wait_started(self, count: int = 1, timeout: float = 10.0) -> None:
+        """Wait until the test app has started ``count`` /sleep requests in this server's life."""
+        eventually(lambda: self.log().count("testapp: sleep started") >= count, timeout,
+                   f"{count} /sleep request(s) to start:\n{self.log()[-2000:]}")
 
     def stop(self) -> None:
         """Kill the whole process group (master and workers), whatever state it is in."""
@@ -268,7 +277,7 @@ def status_of(raw_response: bytes) -> int:
     return int(raw_response[9:12])
 
 
-def eventually(predicate, timeout: float, what: str, interval: float = 0.02) -> None:
+def eventually(predicate, timeout: float = 20.0, what: str = "condition", interval: float = 0.02) -> None:
     """Wait until ``predicate()`` is true; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -324,3 +333,56 @@ def running_nginx(tmp, http: str, port: int):
                 break
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 continue
+
+
+# -- processes ------------------------------------------------------------------------------------
+
+
+def child_pids(pid: int) -> set[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return {int(p) for p in f.read().split()}
+    except FileNotFoundError:
+        return set()
+
+
+def wait_exit(server: Server, timeout: float) -> int:
+    try:
+        return server.proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"server still running after {timeout}s:\n{server.log()}") from None
+
+
+def background_get(server: Server, path: str) -> dict:
+    """Start a request in a thread; the dict gets 'response' or 'error' when it ends."""
+    result: dict = {}
+
+    def run():
+        try:
+            with Client(server.connect(timeout=20)) as client:
+                client.send(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+                result["response"] = client.read_response()
+        except Exception as exc:  # noqa: BLE001 - the test inspects whatever happened
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    result["thread"] = thread
+    return result
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "prefork", *args], capture_output=True, text=True, timeout=60,
+                          cwd=APPS, env=dict(os.environ, PYTHONPATH=APPS + os.pathsep + ROOT, **(env or {})))
+
+
+# -- the request corpus (tests/corpus: NAME.http raw bytes, NAME.json the expected verdict) ----------
+
+CORPUS = Path(__file__).parent / "corpus"
+CORPUS_CASES = sorted(p.stem for p in CORPUS.glob("*.http"))
+
+
+def load_case(name: str) -> tuple[bytes, dict]:
+    raw = codecs.escape_decode((CORPUS / f"{name}.http").read_text("ascii").encode("ascii"))[0]
+    expected = json.loads((CORPUS / f"{name}.json").read_text())
+    return raw, expected

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import APPS, ROOT, get
+from helpers import ROOT, child_pids, eventually, get, run_cli
 from prefork.config import ConfigError, describe, load, load_file
-from prefork.docs import settings_markdown
-from test_lifecycle import wait_until
-from test_process import child_pids
+from prefork.docs import settings_markdown, with_signals_table
 
 
 def settings_from(argv, env=None, cwd=None):
@@ -126,9 +122,19 @@ def test_settings_doc_is_generated_from_the_registry():
     assert committed == settings_markdown(), "run: python -m prefork.docs > docs/settings.md"
 
 
-def run_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "prefork", *args], capture_output=True, text=True, timeout=60,
-                          cwd=APPS, env=dict(os.environ, PYTHONPATH=APPS + os.pathsep + ROOT, **(env or {})))
+def test_signals_doc_table_is_generated_from_the_signal_table():
+    committed = (Path(ROOT) / "docs" / "signals.md").read_text()
+    assert committed == with_signals_table(committed), "run: python -m prefork.docs --signals docs/signals.md"
+
+
+def test_the_master_handles_every_signal_of_its_table():
+    import signal
+
+    from prefork.arbiter import Arbiter
+    from prefork.signal_table import HANDLED_SIGNALS
+
+    for signum in HANDLED_SIGNALS:
+        assert callable(getattr(Arbiter, f"handle_{signal.Signals(signum).name[3:].lower()}"))
 
 
 def test_check_config_exit_codes(tmp_path):
@@ -157,7 +163,7 @@ def test_hup_rereads_the_config_file(fresh_server, tmp_path):
     assert len(child_pids(server.pid)) == 1
     config.write_text("workers = 3\nbacklog = 10\n")
     server.signal(signal.SIGHUP)
-    wait_until(lambda: len(child_pids(server.pid)) == 3, what="3 workers after the reload")
+    eventually(lambda: len(child_pids(server.pid)) == 3, what="3 workers after the reload")
     assert "Setting backlog changed: it takes effect on restart" in server.log()
     assert get(server, "/hello").status == 200
 
@@ -195,11 +201,11 @@ def test_gunicorn_hooks_fire_and_a_failing_hook_is_harmless(fresh_server, tmp_pa
     server = fresh_server("-c", str(config), env={"PREFORK_TEST_HOOK_LOG": str(hook_log)})
     assert get(server, "/hello?x=1").status == 200
     server.signal(signal.SIGTTIN)
-    wait_until(lambda: len(child_pids(server.pid)) == 2, what="2 workers")
+    eventually(lambda: len(child_pids(server.pid)) == 2, what="2 workers")
     old = child_pids(server.pid)
     server.signal(signal.SIGHUP)
     # HUP re-reads the settings: the worker count returns to the configured 1, as in gunicorn
-    wait_until(lambda: len(child_pids(server.pid)) == 1 and not child_pids(server.pid) & old,
+    eventually(lambda: len(child_pids(server.pid)) == 1 and not child_pids(server.pid) & old,
                what="the new generation alone")
     worker = sorted(child_pids(server.pid))[0]
     os.kill(worker, signal.SIGINT)  # its worker_int hook raises: logged, nothing else happens

@@ -327,8 +327,8 @@ def test_a_response_that_ends_in_a_close_says_so_in_its_head(fresh_server, raw):
 def test_incomplete_heads_share_a_memory_budget(fresh_server):  # G13
     import socket as socketlib
 
+    from helpers import child_pids
     from prefork.workers.base import HEAD_MEMORY_BUDGET
-    from test_process import child_pids
 
     server = fresh_server("--limit-request-fields", "1000", "--header-timeout", "30", "--worker-connections", "100")
     field = b"X-Filler: " + b"v" * 8000 + b"\r\n"

@@ -13,9 +13,8 @@ import time
 
 import pytest
 
-from helpers import get, is_running, run_until_exit
+from helpers import child_pids, eventually, get, is_running, run_until_exit, wait_exit
 from load import Load
-from test_process import child_pids, wait_exit
 
 
 @pytest.fixture
@@ -35,15 +34,6 @@ def workers_of(server) -> set[int]:
     return child_pids(server.pid)
 
 
-def wait_until(predicate, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.parametrize("kind", [["-k", "sync"], ["-k", "threaded", "--threads", "4"]])
 def test_ten_hups_under_load_lose_nothing_and_serve_new_code(versioned, kind):
     server = versioned("-w", "2", *kind)
@@ -57,7 +47,7 @@ def test_ten_hups_under_load_lose_nothing_and_serve_new_code(versioned, kind):
         load.wait_for(lambda s: s.bodies[b"v11"] > 20)
     assert load.failures == [], load.failures[:5]
     assert load.ok > 200
-    wait_until(lambda: len(workers_of(server)) == 2, what="old generation to leave")
+    eventually(lambda: len(workers_of(server)) == 2, what="old generation to leave")
 
 
 def test_failed_reload_keeps_old_generation(versioned):
@@ -76,7 +66,7 @@ def test_failed_reload_keeps_old_generation(versioned):
     assert workers_of(server) == old
     versioned.version.write_text("v2")  # a fixed deploy reloads fine afterwards
     server.signal(signal.SIGHUP)
-    wait_until(lambda: get(server, "/").body == b"v2", what="the fixed deploy")
+    eventually(lambda: get(server, "/").body == b"v2", what="the fixed deploy")
 
 
 @pytest.mark.parametrize("kind", [["-k", "sync"], ["-k", "threaded", "--threads", "4"]])
@@ -97,7 +87,7 @@ def test_killed_worker_under_load_loses_at_most_its_request(versioned):
         load.wait_for(lambda s: s.ok > 50)
         victim = sorted(workers_of(server))[0]
         os.kill(victim, signal.SIGKILL)
-        wait_until(lambda: len(workers_of(server) - {victim}) == 2, what="a replacement worker")
+        eventually(lambda: len(workers_of(server) - {victim}) == 2, what="a replacement worker")
         served = load.ok
         load.wait_for(lambda s: s.ok > served + 50)
     assert len(load.failures) <= 1, load.failures  # the one request the sync worker was running
@@ -113,7 +103,7 @@ def test_hung_worker_stack_is_logged_before_it_is_killed(fresh_server):
     log = server.wait_log("timed out and was killed by the master", timeout=15)
     assert "WORKER TIMEOUT" in log and "running: GET /sleep?60 for" in log  # the scoreboard says what it ran
     assert re.search(r'File ".*testapp\.py", line \d+ in sleep', log), log
-    wait_until(lambda: workers_of(server) and not workers_of(server) & old, what="a replacement")
+    eventually(lambda: workers_of(server) and not workers_of(server) & old, what="a replacement")
 
 
 def test_max_requests_recycles_without_dropping_below_worker_count(versioned):
@@ -132,13 +122,14 @@ def test_max_requests_recycles_without_dropping_below_worker_count(versioned):
 def test_ttin_and_ttou_change_the_worker_count(fresh_server):
     server = fresh_server("-w", "2")
     server.signal(signal.SIGTTIN)
-    wait_until(lambda: len(workers_of(server)) == 3, what="3 workers")
+    eventually(lambda: len(workers_of(server)) == 3, what="3 workers")
     server.signal(signal.SIGTTOU)  # one at a time: the kernel merges a signal sent twice before delivery
-    wait_until(lambda: len(workers_of(server)) == 2, what="2 workers")
+    eventually(lambda: len(workers_of(server)) == 2, what="2 workers")
     server.signal(signal.SIGTTOU)
-    wait_until(lambda: len(workers_of(server)) == 1, what="1 worker")
+    eventually(lambda: len(workers_of(server)) == 1, what="1 worker")
     server.signal(signal.SIGTTOU)  # never below one
-    time.sleep(1)
+    eventually(lambda: server.log().count("Number of workers: 1") >= 2, what="the third TTOU handled")
+    time.sleep(1)  # on purpose: a worker retired now would have exited by then
     assert len(workers_of(server)) == 1
     assert get(server, "/hello").status == 200
 
@@ -150,10 +141,10 @@ def test_usr1_reopens_moved_log_files(fresh_server, tmp_path):
     os.rename(access, tmp_path / "access.log.1")
     os.rename(errors, tmp_path / "error.log.1")
     server.signal(signal.SIGUSR1)
-    wait_until(lambda: access.exists() and errors.exists(), what="reopened log files")
+    eventually(lambda: access.exists() and errors.exists(), what="reopened log files")
     time.sleep(0.6)  # workers reopen at their next housekeeping pass
     get(server, "/hello?after")
-    wait_until(lambda: "/hello?after" in access.read_text(), what="the access line in the new file")
+    eventually(lambda: "/hello?after" in access.read_text(), what="the access line in the new file")
     assert "/hello?after" not in (tmp_path / "access.log.1").read_text()
     assert "Handling signal: usr1" in (tmp_path / "error.log.1").read_text() + errors.read_text()
 
@@ -166,10 +157,10 @@ def test_usr2_then_term_old_master_loses_nothing(versioned, tmp_path):
         load.wait_for(lambda s: s.ok > 50)
         versioned.version.write_text("v2")
         server.signal(signal.SIGUSR2)
-        wait_until(lambda: _pid_in(pidfile) not in (None, old_master), what="the new pidfile")
+        eventually(lambda: _pid_in(pidfile) not in (None, old_master), what="the new pidfile")
         new_master = _pid_in(pidfile)
         assert (tmp_path / "prefork.pid.oldbin").read_text().strip() == str(old_master)
-        wait_until(lambda: len(re.findall(r"Booted worker", server.log())) >= 4, what="the new workers")
+        eventually(lambda: len(re.findall(r"Booted worker", server.log())) >= 4, what="the new workers")
         os.kill(old_master, signal.SIGTERM)
         assert wait_exit(server, 15) == 0
         assert not (tmp_path / "prefork.pid.oldbin").exists() and int(pidfile.read_text()) == new_master
@@ -177,7 +168,7 @@ def test_usr2_then_term_old_master_loses_nothing(versioned, tmp_path):
     assert load.failures == [], load.failures[:5]
     assert is_running(new_master)
     os.kill(new_master, signal.SIGTERM)
-    wait_until(lambda: not is_running(new_master), what="the new master to stop")
+    eventually(lambda: not is_running(new_master), what="the new master to stop")
 
 
 def _pid_in(path) -> int | None:
@@ -190,7 +181,7 @@ def _pid_in(path) -> int | None:
 def test_shutdown_delay_keepsis_running(fresh_server):
     server = fresh_server("--shutdown-delay", "1.5")
     server.signal(signal.SIGTERM)
-    time.sleep(0.5)
+    server.wait_log("Handling signal: term")
     assert get(server, "/hello").status == 200  # still serving during the delay
     assert wait_exit(server, 10) == 0
 
@@ -237,4 +228,4 @@ def test_workers_die_with_the_master(fresh_server):
     workers = workers_of(server)
     os.kill(server.pid, signal.SIGKILL)
     server.proc.wait(5)
-    wait_until(lambda: not any(is_running(p) for p in workers), timeout=10, what="orphaned workers to exit")
+    eventually(lambda: not any(is_running(p) for p in workers), timeout=10, what="orphaned workers to exit")

@@ -12,8 +12,7 @@ import threading
 
 import pytest
 
-from helpers import ROOT, eventually, free_port, get
-from test_process import background_get, child_pids
+from helpers import ROOT, background_get, child_pids, eventually, free_port, get
 
 
 def scrape(port: int, path: str) -> tuple[int, str]:

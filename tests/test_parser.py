@@ -7,26 +7,16 @@ whole, byte by byte, and in random splits: the result must not depend on how TCP
 
 from __future__ import annotations
 
-import codecs
-import json
 import random
-from pathlib import Path
 
 import pytest
 
+from helpers import CORPUS_CASES, load_case
 from prefork.http.errors import HTTPError
 from prefork.http.framing import ChunkedDecoder
 from prefork.http.parser import Limits, parse_head
 
-CORPUS = Path(__file__).parent / "corpus"
-CASES = sorted(p.stem for p in CORPUS.glob("*.http"))
 LIMITS = Limits(max_body=1000)
-
-
-def load(name: str) -> tuple[bytes, dict]:
-    raw = codecs.escape_decode((CORPUS / f"{name}.http").read_text("ascii").encode("ascii"))[0]
-    expected = json.loads((CORPUS / f"{name}.json").read_text())
-    return raw, expected
 
 
 class Replay:
@@ -105,9 +95,9 @@ def splits(raw: bytes) -> dict[str, list[int]]:
     return result
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", CORPUS_CASES)
 def test_corpus(name: str) -> None:
-    raw, expected = load(name)
+    raw, expected = load_case(name)
     for mode, sizes in splits(raw).items():
         result = replay(raw, sizes)
         if "error" in expected:

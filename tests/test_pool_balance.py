@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from helpers import Client, Server, eventually
-from test_process import background_get
+from helpers import Client, Server, background_get, eventually
 
 WORKER_ARGS = {"sync": ["-k", "sync"], "threaded": ["-k", "threaded", "--threads", "1"]}
 
@@ -79,7 +78,7 @@ def test_a_slow_request_does_not_delay_the_other_clients_of_its_worker(fresh_ser
 
 
 def title_of_workers(server: Server) -> str:
-    from test_process import child_pids
+    from helpers import child_pids
 
     titles = []
     for pid in child_pids(server.pid):
@@ -191,7 +190,7 @@ def test_nothing_is_lost_across_reloads_while_connections_are_handed_off(fresh_s
 
 @pytest.mark.parametrize("worker_class", list(WORKER_ARGS))
 def test_nothing_is_lost_when_term_arrives_while_connections_are_handed_off(fresh_server, worker_class):
-    from test_process import wait_exit
+    from helpers import wait_exit
 
     server = fresh_server(*WORKER_ARGS[worker_class], "-w", "2", "--keep-alive", "30", "--handoff-delay", "0.01")
     booted(server, 2)

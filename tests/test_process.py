@@ -7,45 +7,22 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
-from helpers import APPS, ROOT, Client, Server, free_port, get, is_running, run_until_exit
-
-
-def child_pids(pid: int) -> set[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return {int(p) for p in f.read().split()}
-    except FileNotFoundError:
-        return set()
-
-
-def wait_exit(server: Server, timeout: float) -> int:
-    try:
-        return server.proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise AssertionError(f"server still running after {timeout}s:\n{server.log()}") from None
-
-
-def background_get(server: Server, path: str) -> dict:
-    """Start a request in a thread; the dict gets 'response' or 'error' when it ends."""
-    result: dict = {}
-
-    def run():
-        try:
-            with Client(server.connect(timeout=20)) as client:
-                client.send(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
-                result["response"] = client.read_response()
-        except Exception as exc:  # noqa: BLE001 - the test inspects whatever happened
-            result["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    result["thread"] = thread
-    return result
+from helpers import (
+    APPS,
+    ROOT,
+    Client,
+    background_get,
+    child_pids,
+    free_port,
+    get,
+    is_running,
+    run_until_exit,
+    wait_exit,
+)
 
 
 def test_term_is_graceful(fresh_server):
@@ -53,7 +30,7 @@ def test_term_is_graceful(fresh_server):
     workers = child_pids(server.pid)
     assert len(workers) == 2
     pending = background_get(server, "/sleep?1.5")
-    time.sleep(0.5)
+    server.wait_started()
     server.signal(signal.SIGTERM)
     pending["thread"].join(10)
     assert pending["response"].status == 200 and pending["response"].body == b"slept"
@@ -84,7 +61,7 @@ def test_term_answers_the_next_request_of_a_kept_alive_connection(fresh_server, 
 def test_term_kills_requests_past_graceful_timeout(fresh_server):
     server = fresh_server("--graceful-timeout", "1")
     pending = background_get(server, "/sleep?30")
-    time.sleep(0.5)
+    server.wait_started()
     started = time.monotonic()
     server.signal(signal.SIGTERM)
     assert wait_exit(server, 10) == 0
@@ -97,7 +74,7 @@ def test_term_kills_requests_past_graceful_timeout(fresh_server):
 def test_int_and_quit_are_fast(fresh_server, sig):
     server = fresh_server("--graceful-timeout", "20")
     pending = background_get(server, "/sleep?30")
-    time.sleep(0.5)
+    server.wait_started()
     started = time.monotonic()
     server.signal(sig)
     assert wait_exit(server, 10) == 0

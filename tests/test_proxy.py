@@ -72,7 +72,7 @@ def test_contradictory_scheme_headers_get_400(fresh_server):
 
 
 def test_invalid_allow_list_is_a_usage_error(tmp_path):
-    from test_config import run_cli
+    from helpers import run_cli
 
     out = run_cli("--forwarded-allow-ips", "10.0.0.300", "testapp:app")
     assert out.returncode == 2 and "forwarded-allow-ips" in out.stderr

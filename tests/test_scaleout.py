@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import NGINX, ROOT, free_port, running_nginx, start_server
+from helpers import NGINX, ROOT, free_port, running_nginx, start_server, wait_exit
 from load import Load
-from test_process import wait_exit
 
 HTTP = """
     upstream pool {{

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import APPS, ROOT, Client, free_port, process_state
-from test_lifecycle import wait_until
-from test_process import child_pids
+from helpers import APPS, ROOT, Client, child_pids, eventually, free_port, process_state
 
 UNITS = Path(ROOT) / "systemd"
 
@@ -142,7 +140,7 @@ def test_pid1_reaps_orphans_and_handles_term(tmp_path):
                                  "-b", f"127.0.0.1:{port}", "versioned:app"],
                       env={"PREFORK_TEST_VERSION_FILE": str(version)})
     try:
-        wait_until(lambda: child_pids(proc.pid), what="the namespaced master")
+        eventually(lambda: child_pids(proc.pid), what="the namespaced master")
         master = next(iter(child_pids(proc.pid)))
         with open(f"/proc/{master}/status") as f:
             nspid = next(line for line in f if line.startswith("NSpid:"))

@@ -14,8 +14,7 @@ import time
 
 import pytest
 
-from helpers import Client, get
-from test_process import background_get, child_pids, wait_exit
+from helpers import Client, background_get, child_pids, get, wait_exit
 
 
 def concurrent_gets(server, path: str, count: int) -> list:
@@ -64,7 +63,7 @@ def test_request_timeout_logs_stack_and_recycles_worker(fresh_server):
 def test_other_threads_finish_while_worker_recycles(fresh_server):
     server = fresh_server("-k", "threaded", "--threads", "3", "--request-timeout", "1", "--graceful-timeout", "5")
     background_get(server, "/sleep?60")
-    time.sleep(0.2)
+    server.wait_started()
     survivor = background_get(server, "/sleep?2")
     server.wait_log("Request timeout", timeout=10)
     survivor["thread"].join(10)
@@ -87,7 +86,8 @@ def test_all_threads_stuck_is_a_silent_worker(fresh_server):
 def test_one_stuck_thread_is_not_a_silent_worker(fresh_server):
     server = fresh_server("-k", "threaded", "--threads", "2", "--timeout", "2")
     background_get(server, "/sleep?5")
-    time.sleep(3.5)
+    server.wait_started()
+    time.sleep(3.5)  # longer than --timeout 2 on purpose: what is checked is that nothing happens
     assert get(server, "/hello").status == 200
     assert "WORKER TIMEOUT" not in server.log()
 
@@ -95,7 +95,7 @@ def test_one_stuck_thread_is_not_a_silent_worker(fresh_server):
 def test_term_completes_in_flight_requests(fresh_server):
     server = fresh_server("-k", "threaded", "--threads", "5", "--graceful-timeout", "10")
     pending = [background_get(server, "/sleep?1.5") for _ in range(4)]  # the fifth thread stays free
-    time.sleep(0.3)
+    server.wait_started(4)
     server.signal(signal.SIGTERM)
     for item in pending:
         item["thread"].join(10)

@@ -42,7 +42,7 @@ def start_tls(fresh_server, cert, *args):
     while True:
         try:
             socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
-            time.sleep(0.3)  # the listener answers before the worker booted; give it a moment
+            server.wait_log("Booted worker")  # the listener answers before the worker booted
             return server
         except OSError:
             assert time.monotonic() < deadline and server.proc.poll() is None, server.log()

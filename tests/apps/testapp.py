@@ -159,7 +159,12 @@ def file(environ, start_response):
     return environ["wsgi.file_wrapper"](open(os.environ["PREFORK_TEST_FILE"], "rb"), 65536)
 
 
+SLEEP_STARTED = "testapp: sleep started"  # written to wsgi.errors, so tests wait on it, not on the clock
+
+
 def sleep(environ, start_response):
+    environ["wsgi.errors"].write(SLEEP_STARTED + "\n")
+    environ["wsgi.errors"].flush()
     time.sleep(float(environ.get("QUERY_STRING") or "1"))
     return _ok(start_response, b"slept")
 
