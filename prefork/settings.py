@@ -1,6 +1,7 @@
 """THE settings registry: every setting is declared once here, with gunicorn's name where gunicorn
-has the same setting. The command line and ``--help`` are generated from this table; config files,
-environment variables and the settings reference will be too.
+has the same setting. The command line and ``--help``, the config-file names, the ``PREFORK_<NAME>``
+environment variables and docs/settings.md are all generated from this table; ``Settings`` carries the
+effective values, typed by annotations that a test keeps in step with the table.
 
 Read by the CLI in the master; workers receive the resulting ``Settings`` object through the fork.
 """

@@ -1,4 +1,5 @@
-"""Shared fixtures: a running prefork per test module (sync worker; more worker classes later)."""
+"""Shared fixtures: a running prefork per test module and worker class (``server``), a fresh one per
+test (``fresh_server``), and the markers (``needs_root``)."""
 
 from __future__ import annotations
 

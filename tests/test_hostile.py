@@ -328,7 +328,7 @@ def test_incomplete_heads_share_a_memory_budget(fresh_server):  # G13
     import socket as socketlib
 
     from helpers import child_pids
-    from prefork.workers.base import HEAD_MEMORY_BUDGET
+    from prefork.workers.cycle import HEAD_MEMORY_BUDGET
 
     server = fresh_server("--limit-request-fields", "1000", "--header-timeout", "30", "--worker-connections", "100")
     field = b"X-Filler: " + b"v" * 8000 + b"\r\n"

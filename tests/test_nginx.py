@@ -1,7 +1,8 @@
 """prefork behind a real nginx (Debian package), over a unix socket and over TCP with upstream
 keep-alive: forwarded headers, a large streamed upload, connection reuse.
 
-The nginx config is generated for each run (tests/nginx.conf.template mirrors conf/nginx.conf).
+The nginx config is generated for each run by helpers.running_nginx (its proxy settings mirror
+conf/nginx.conf).
 """
 
 from __future__ import annotations

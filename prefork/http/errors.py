@@ -23,7 +23,7 @@ class HTTPError(Exception):
         return (
             f"HTTP/1.1 {self.status}\r\n".encode("ascii")
             + server_headers
-            + b"Content-Type: text/plain; charset=utf-8\r\n"
+            + b"Content-Type: text/plain; charset=iso-8859-1\r\n"
             + b"Content-Length: " + str(len(body)).encode("ascii") + b"\r\n"
             + b"Connection: close\r\n\r\n"
             + body

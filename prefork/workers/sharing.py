@@ -11,43 +11,16 @@ hand-off watcher also calls while it owns the connections (see sync.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
 from ..balance import BALANCE_INTERVAL, reclaim_candidate, should_accept, surplus
 from ..conn import Connection
 from ..handoff import ADDRESS_KEYS, Parcel
-
-if TYPE_CHECKING:
-    from .. import scoreboard as sb
+from .state import HOUSEKEEPING_INTERVAL, WorkerState
 
 TAKE_PAUSE = 0.1  # seconds a worker that handed connections off leaves them to its siblings
-HOUSEKEEPING_INTERVAL = 0.5
 
 
-class PoolMember:
-    """Balance and hand-off; expects the attributes a ``Worker`` sets up."""
-
-    connections: dict[int, Connection]
-    board: sb.Scoreboard
-    index: int
-    settings: Any
-    poller: Any
-    channel: Any
-    handler: Any
-    log: Any
-    alive: bool
-    evacuating: bool
-    published_connections: int
-    balance: tuple[int, float, bool]
-    accept_paused_until: float
-    take_paused_until: float
-    handed_off: int
-    taken_over: int
-    gates_count: int
-    gates_due: float
-    poll_wait: float
-    forget: Callable[[Connection], None]
+class PoolMember(WorkerState):
+    """Balance and hand-off."""
 
     def update_gates(self, now: float) -> None:
         """Decide whether to watch the listeners and the hand-off channel. Runs when the number of

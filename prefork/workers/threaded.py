@@ -35,7 +35,8 @@ from .. import scoreboard as sb
 from ..conn import Connection
 from ..http.errors import HTTPError
 from ..http.parser import RequestHead
-from .base import HOUSEKEEPING_INTERVAL, Worker
+from .base import Worker
+from .state import HOUSEKEEPING_INTERVAL
 
 SLOW_HEAD = 0.5  # seconds a head may take to arrive before its connection is read in batches
 
