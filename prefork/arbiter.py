@@ -14,83 +14,35 @@ the master (after USR2), TTIN/TTOU one worker more/less.
 from __future__ import annotations
 
 import gc
-import logging
 import os
 import select
 import signal
-import sys
-from collections import deque
 from time import monotonic
 from typing import Any
 
 from . import __version__
-from . import scoreboard as sb
 from .balance import client_io_timeout
+from .children import Children
 from .config import ConfigError
 from .config import load as load_settings
 from .control import ControlServer
 from .exits import EXIT_APP_LOAD, EXIT_CONFIG, EXIT_OK
 from .handoff import Channel
-from .hooks import call_hook
 from .loader import AppLoadError, load_app
 from .logs import reopen_error_log
-from .plan import Abort, Action, Halt, Notify, Retire, Signal, Spawn
-from .pool import Pool
 from .process import kill_quietly, remove_pidfile, resolve_user, write_pidfile
 from .proctitle import set_title
-from .prometheus_multiproc import PROMETHEUS_DIR, clear_prometheus_dir, mark_process_dead
+from .prometheus_multiproc import PROMETHEUS_DIR, clear_prometheus_dir
 from .settings import SETTINGS
 from .signal_table import HANDLED_SIGNALS
 from .sockets import BindError, Listener, bind, from_fd
-from .stats import SIZE as STATS_SIZE
-from .systemd import Notifier, listen_fds
-from .workers.sync import SyncWorker
-from .workers.threaded import ThreadedWorker
-
-WORKER_CLASSES = {"sync": SyncWorker, "threaded": ThreadedWorker}
-INHERITED_FDS_ENV = "PREFORK_FDS"  # listening fds handed to a new master by USR2 or a preload reload
-ADOPTED_WORKERS_ENV = "PREFORK_OLD_WORKERS"  # workers a re-executed master must drain once it is ready
+from .systemd import listen_fds
+from .upgrade import ADOPTED_WORKERS_ENV, INHERITED_FDS_ENV, Upgrade
 
 
-class Arbiter:
-    def __init__(self, settings: Any, log: logging.Logger, argv: list[str] | None = None, statsd: Any = None) -> None:
-        self.settings = settings
-        self.argv = argv  # re-read on HUP, with the environment and the config file
-        self.log = log
-        self.name = settings.proc_name or settings.app_uri
-        self.listeners: list[Listener] = []
-        self.signals: deque[int] = deque()
-        self.notifier = Notifier()
-        stats_size = STATS_SIZE if settings.metrics_bind else 0
-        board = sb.Scoreboard(max(64, settings.workers * 4), settings.threads, stats_size)
-        self.pool = Pool(settings.workers, settings.timeout, board, log, settings.app_uri)
-        self.uid: int | None = None  # --user / --group, resolved at start
-        self.gid: int | None = None
-        self.announce_main_pid = False  # a new master after USR2 tells systemd it is the service now
-        self.exit_code: int | None = None  # set when the master decides to stop
-        self.graceful = True
-        self.stop_at = 0.0  # end of --shutdown-delay
-        self.upgrade_child = 0  # pid of the new master started by USR2
-        self.app: Any = None  # the preloaded application (--preload)
-        self.channel: Channel | None = None  # the workers' hand-off channel, kept for our lifetime
-        self.statsd = statsd  # gunicorn's statsd metrics (--statsd-host), or None
-        self.control: ControlServer | None = None  # --metrics-bind
-        self.control_listener: Listener | None = None
-        self.reported_workers = -1
-
-    # gunicorn's names, for server hooks written for gunicorn
-    @property
-    def cfg(self) -> Any:
-        return self.settings
-
-    @property
-    def pid(self) -> int:
-        return os.getpid()
-
-    def hook(self, name: str, *args: Any) -> None:
-        call_hook(self.settings, self.log, name, self, *args)
-
-    # -- start-up and main loop ---------------------------------------------------------------------
+class Arbiter(Children, Upgrade):
+    """The master: its state (master_state.py), how it acts on processes (children.py) and re-executes
+    itself (upgrade.py), and here its start, loop and signal handlers."""
 
     def run(self) -> int:
         code = self._start()
@@ -326,175 +278,3 @@ class Arbiter:
         else:
             self.log.info("SIGWINCH ignored: no binary upgrade in progress")
 
-    def handle_usr2(self) -> None:
-        if self.upgrade_child:
-            self.log.warning("USR2 ignored: an upgraded master (pid %d) is already running", self.upgrade_child)
-            return
-        if self.settings.pidfile and os.path.exists(self.settings.pidfile):
-            # Before the fork: the new master may write its pidfile before this process runs again.
-            os.replace(self.settings.pidfile, self.settings.pidfile + ".oldbin")
-        self.upgrade_child = self._exec_new_master()
-        for listener in self.listeners:
-            listener.owned = False  # the new master removes unix socket files when it stops
-
-    # -- re-execution (USR2, and HUP with --preload) ------------------------------------------------
-
-    def _exec_new_master(self) -> int:
-        """USR2: fork and exec this same command line, handing over the listening sockets."""
-        env = self._exec_environment(adopt_workers=False)
-        pid = os.fork()
-        if pid:
-            self.log.info("Started new master (pid %d) with listening fds %s", pid, env[INHERITED_FDS_ENV])
-            return pid
-        try:
-            self._exec(env)
-        finally:
-            os._exit(1)
-
-    def _reexec_for_preload(self) -> None:
-        """HUP with --preload: exec a fresh master in place (same PID) that loads the new code."""
-        env = self._exec_environment(adopt_workers=True)
-        self.notifier.reloading()
-        self.log.info("Re-executing the master to load new code (--preload)")
-        self._exec(env)
-
-    def _exec_environment(self, adopt_workers: bool) -> dict[str, str]:
-        self.hook("pre_exec")
-        env = dict(os.environ)
-        env[INHERITED_FDS_ENV] = ",".join(str(listener.sock.fileno()) for listener in self.listeners)
-        if adopt_workers:
-            env[ADOPTED_WORKERS_ENV] = ",".join(map(str, self.pool.workers))
-        if self.notifier.address:
-            env["NOTIFY_SOCKET"] = self.notifier.address
-        return env
-
-    def _exec(self, env: dict[str, str]) -> None:
-        for listener in self.listeners:
-            os.set_inheritable(listener.sock.fileno(), True)
-        signal.set_wakeup_fd(-1)
-        for signum in HANDLED_SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)
-        os.execve(sys.executable, sys.orig_argv, env)
-
-    # -- children -----------------------------------------------------------------------------------
-
-    def _apply(self, actions: list[Action]) -> None:
-        """Carry out what the pool's rules decided, and let the pool record each action."""
-        now = monotonic()
-        for action in actions:
-            if isinstance(action, Spawn):
-                self._spawn(action.generation, now)
-                continue
-            if isinstance(action, Retire):
-                kill_quietly(action.pid, signal.SIGTERM)
-            elif isinstance(action, Abort):
-                self._abort(action.pid, now)
-            elif isinstance(action, Signal):
-                kill_quietly(action.pid, action.sig)
-            elif isinstance(action, Notify):
-                self._notify(action.fields)
-            elif isinstance(action, Halt) and self.exit_code is None:
-                self.exit_code, self.graceful = action.code, False
-            self.pool.apply(action, now)
-
-    def _notify(self, fields: tuple[str, ...]) -> None:
-        if self.announce_main_pid and "READY=1" in fields:  # the first READY of a master started by USR2
-            self.announce_main_pid = False
-            self.notifier.notify(f"MAINPID={os.getpid()}")
-        self.notifier.notify(*fields)
-
-    def _abort(self, pid: int, now: float) -> None:
-        """A silent worker: say what it was doing, then SIGUSR2 (it dumps its stacks)."""
-        proc = self.pool.workers[pid]
-        board = self.pool.board
-        if proc.slot is None:  # never planned: only workers with a slot have a heartbeat
-            return
-        heartbeat = board.read(proc.slot)[0]
-        running = "; ".join(f"{line} for {now - start:.1f}s" for start, line in board.running(proc.slot))
-        self.log.critical("WORKER TIMEOUT (pid:%d): no heartbeat for %.0fs, running: %s; dumping its "
-                          "stacks, then killing it", pid, now - heartbeat, running or "nothing")
-        kill_quietly(pid, signal.SIGUSR2)
-
-    def _stop_workers(self) -> None:
-        """Stop every worker: TERM and wait up to graceful_timeout (or QUIT), then SIGKILL."""
-        if self.graceful:
-            self._stop_listening()  # the last worker closing its copy ends listening; queued ones get served
-        for proc in self.pool.workers.values():
-            proc.retiring = proc.retiring or "server stopping"
-            kill_quietly(proc.pid, signal.SIGTERM if self.graceful else signal.SIGQUIT)
-        deadline = monotonic() + self.settings.graceful_timeout
-        while self.pool.workers and monotonic() < deadline:
-            self._sleep()
-            if self.graceful and (signal.SIGINT in self.signals or signal.SIGQUIT in self.signals):
-                break  # a fast stop asked for during a graceful one
-            self.signals.clear()
-            self._reap()
-        for pid in self.pool.workers:
-            kill_quietly(pid, signal.SIGKILL)
-        while self.pool.workers:
-            try:
-                pid, _ = os.waitpid(-1, 0)
-            except ChildProcessError:
-                break
-            self.pool.workers.pop(pid, None)
-
-    def _spawn(self, generation: int, now: float) -> None:
-        slot = self.pool.free_slot()
-        if slot is None:
-            self.log.error("No free scoreboard slot: cannot start more than %d workers", self.pool.board.capacity)
-            return
-        self.pool.board.reset(slot, now)
-        worker_class = WORKER_CLASSES[self.settings.worker_class]
-        worker = worker_class(slot, self.settings, self.listeners, self.pool.board, self.log,
-                              f"prefork/{__version__}", self.channel, self.statsd)
-        self.hook("pre_fork", worker)
-        pid = os.fork()
-        if pid:
-            worker.pid = pid
-            self.pool.add(pid, slot, generation)
-            return
-        code = 1
-        try:
-            signal.set_wakeup_fd(-1)
-            os.close(self.wake_r)
-            os.close(self.wake_w)
-            worker.pid = os.getpid()
-            self.hook("post_fork", worker)
-            code = worker.main(self.app, self.uid, self.gid)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 0
-        except BaseException:
-            self.log.exception("Worker %d crashed", slot)
-        finally:
-            self.hook("worker_exit", worker)
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except Exception:  # noqa: BLE001 - the process ends on the next line anyway
-                    pass
-            os._exit(code)
-
-    def _reap(self) -> None:
-        """Collect every exited child: workers, an upgraded master, and orphans when we are PID 1."""
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if not pid:
-                return
-            if pid == self.upgrade_child:
-                self.log.error("The upgraded master (pid %d) exited with %s; this master carries on", pid,
-                               os.waitstatus_to_exitcode(status))
-                self.upgrade_child = 0
-                if self.settings.pidfile and os.path.exists(self.settings.pidfile + ".oldbin"):
-                    os.replace(self.settings.pidfile + ".oldbin", self.settings.pidfile)
-                for listener in self.listeners:
-                    listener.owned = True
-                continue
-            proc, actions = self.pool.exited(pid, os.waitstatus_to_exitcode(status))
-            if proc is not None:
-                self.hook("child_exit", proc)
-            self._apply(actions)
-            if PROMETHEUS_DIR in os.environ:
-                mark_process_dead(pid)

@@ -28,8 +28,9 @@ def test_http_package_is_sans_io():
 
 
 def test_arbiter_never_touches_http_or_wsgi():
-    imported = imports_of(PACKAGE / "arbiter.py")
-    assert not any("http" in name or "wsgi" in name or name == ".conn" for name in imported)
+    for module in ("arbiter.py", "master_state.py", "children.py", "upgrade.py", "pool.py", "plan.py"):
+        imported = imports_of(PACKAGE / module)
+        assert not any("http" in name or "wsgi" in name or name == ".conn" for name in imported), module
 
 
 def test_the_app_is_called_in_one_place():
@@ -43,6 +44,17 @@ def test_the_app_is_called_in_one_place():
 def test_no_module_is_huge():
     for path in PACKAGE.rglob("*.py"):
         assert len(path.read_text().splitlines()) <= 600, path
+
+
+def test_no_class_over_250_lines():
+    """Big objects are built from parts with one job each (the worker and master parts, see
+    workers/state.py and master_state.py)."""
+    import ast
+
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                assert node.end_lineno - node.lineno < 250, f"{path}: class {node.name}"
 
 
 def test_default_server_leaves_heavy_modules_unimported():
