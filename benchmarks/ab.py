@@ -33,10 +33,28 @@ from servers import PY, ROOT, TICKS, free_port, process_tree, run_wrk, stop_grou
 
 def start(source: Path, core: str, extra: list[str]) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    argv = ["taskset", "-c", core, PY, "-m", "prefork", "-w", "1", "-b", f"127.0.0.1:{port}", *extra,
-            "examples.bench_app:app"]
-    proc = subprocess.Popen(argv, cwd=source, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, env={"PYTHONPATH": str(source), "PATH": "/usr/bin:/bin"})
+    argv = [
+        "taskset",
+        "-c",
+        core,
+        PY,
+        "-m",
+        "prefork",
+        "-w",
+        "1",
+        "-b",
+        f"127.0.0.1:{port}",
+        *extra,
+        "examples.bench_app:app",
+    ]
+    proc = subprocess.Popen(
+        argv,
+        cwd=source,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={"PYTHONPATH": str(source), "PATH": "/usr/bin:/bin"},
+    )
     if not wait_http(port, time.monotonic() + 30):
         stop_group(proc)
         raise SystemExit(f"prefork from {source} did not start")
@@ -60,8 +78,9 @@ def source(revision: str, worktrees: list[Path]) -> Path:
     if Path(revision).is_dir():
         return Path(revision).resolve()
     folder = Path(tempfile.mkdtemp(prefix="prefork-ab-"))
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(folder), revision],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(folder), revision], check=True, capture_output=True
+    )
     worktrees.append(folder)
     return folder
 
@@ -70,11 +89,15 @@ def measure(batch: list, args: argparse.Namespace) -> list[tuple]:
     """Run wrk against every server of ``batch`` at once; (name, wrk result, server µs CPU per request)."""
     before = {name: cpu_seconds(proc.pid) for name, (proc, _) in batch}
     with concurrent.futures.ThreadPoolExecutor(len(batch)) as pool:
-        futures = {name: pool.submit(run_wrk, port, "0", args.connections, args.duration, args.path)
-                   for name, (_, port) in batch}
+        futures = {
+            name: pool.submit(run_wrk, port, "0", args.connections, args.duration, args.path)
+            for name, (_, port) in batch
+        }
         results = {name: future.result() for name, future in futures.items()}
-    return [(name, results[name], (cpu_seconds(proc.pid) - before[name]) / max(results[name].requests, 1) * 1e6)
-            for name, (proc, _) in batch]
+    return [
+        (name, results[name], (cpu_seconds(proc.pid) - before[name]) / max(results[name].requests, 1) * 1e6)
+        for name, (proc, _) in batch
+    ]
 
 
 def main() -> None:
@@ -94,9 +117,12 @@ def main() -> None:
     after_dir = source(args.after, worktrees) if args.after else ROOT
     servers = {}
     try:
-        servers = {"A (before)" if args.before else "A": start(before_dir, "1", args.extra),
-                   "B (this tree)" if args.before else "B (--b-args)": start(after_dir, "1",
-                                                                                 [*args.extra, *args.b_args.split()])}
+        servers = {
+            "A (before)" if args.before else "A": start(before_dir, "1", args.extra),
+            "B (this tree)" if args.before else "B (--b-args)": start(
+                after_dir, "1", [*args.extra, *args.b_args.split()]
+            ),
+        }
         for _, port in servers.values():
             run_wrk(port, "0", args.connections, 2, args.path)  # warm-up
         rps: dict[str, list[float]] = {name: [] for name in servers}
@@ -110,16 +136,23 @@ def main() -> None:
                 for name, result, cpu_us in measure(batch, args):
                     rps[name].append(result.rps)
                     cpu[name].append(cpu_us)
-                    print(f"round {round_number + 1} {name:14} {result.rps:10.0f} req/s {cpu_us:6.1f} us CPU/req "
-                          f"errors {result.errors}", flush=True)
+                    print(
+                        f"round {round_number + 1} {name:14} {result.rps:10.0f} req/s {cpu_us:6.1f} us CPU/req "
+                        f"errors {result.errors}",
+                        flush=True,
+                    )
         a, b = servers
         for label, figures, invert in (("requests per second", rps, False), ("CPU time per request", cpu, True)):
             ratios = [(x / y if invert else y / x) for x, y in zip(figures[a], figures[b], strict=True)]
-            print(f"\nB/A {label}{' (inverted: >1 = B cheaper)' if invert else ''}, median of {args.rounds} "
-                  f"rounds: {statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})")
+            print(
+                f"\nB/A {label}{' (inverted: >1 = B cheaper)' if invert else ''}, median of {args.rounds} "
+                f"rounds: {statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})"
+            )
         for name in servers:
-            print(f"{name}: median {statistics.median(rps[name]):.0f} req/s, "
-                  f"{statistics.median(cpu[name]):.1f} us CPU/request")
+            print(
+                f"{name}: median {statistics.median(rps[name]):.0f} req/s, "
+                f"{statistics.median(cpu[name]):.1f} us CPU/request"
+            )
     finally:
         for proc, _ in servers.values():
             stop_group(proc)

@@ -22,13 +22,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from servers import SERVERS, Server, available
 
-WORKERS = {"prefork sync": ["-w", "2"], "prefork threaded": ["-w", "2", "--threads", "2"],
-           "gunicorn sync": ["-w", "2"], "gunicorn gthread": ["-w", "2", "--threads", "2"],
-           "granian": ["--workers", "2", "--blocking-threads", "2"]}
+WORKERS = {
+    "prefork sync": ["-w", "2"],
+    "prefork threaded": ["-w", "2", "--threads", "2"],
+    "gunicorn sync": ["-w", "2"],
+    "gunicorn gthread": ["-w", "2", "--threads", "2"],
+    "granian": ["--workers", "2", "--blocking-threads", "2"],
+}
 
 
-def client(port: int, number: int, clients: int, stop: float, fast: list[float], split: dict[str, int],
-           lock: threading.Lock) -> None:
+def client(
+    port: int, number: int, clients: int, stop: float, fast: list[float], split: dict[str, int], lock: threading.Lock
+) -> None:
     sock = None
     sent = 0
     while time.monotonic() < stop:
@@ -89,8 +94,10 @@ def measure(name: str, duration: float, clients: int) -> None:
         split: dict[str, int] = {}
         lock = threading.Lock()
         stop = time.monotonic() + duration
-        threads = [threading.Thread(target=client, args=(server.port, i, clients, stop, fast, split, lock))
-                   for i in range(clients)]
+        threads = [
+            threading.Thread(target=client, args=(server.port, i, clients, stop, fast, split, lock))
+            for i in range(clients)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -98,8 +105,11 @@ def measure(name: str, duration: float, clients: int) -> None:
         fast.sort()
         p99 = fast[int(len(fast) * 0.99)] if fast else 0.0
         over = sum(1 for x in fast if x > 0.1)
-        print(f"| {name} | {len(fast)} | {statistics.median(fast) * 1000:.1f} | {p99 * 1000:.1f} | "
-              f"{fast[-1] * 1000:.0f} | {over} | {sorted(split.values(), reverse=True)} |", flush=True)
+        print(
+            f"| {name} | {len(fast)} | {statistics.median(fast) * 1000:.1f} | {p99 * 1000:.1f} | "
+            f"{fast[-1] * 1000:.0f} | {over} | {sorted(split.values(), reverse=True)} |",
+            flush=True,
+        )
     finally:
         server.stop()
 

@@ -48,10 +48,27 @@ def main() -> None:
     try:
         for n in counts:
             port, metrics = free_port(), free_port()
-            proc = subprocess.Popen(["taskset", "-c", server_cores, PY, "-m", "prefork", "-w", str(n), "-b",
-                                     f"127.0.0.1:{port}", "--metrics-bind", f"127.0.0.1:{metrics}",
-                                     "examples.bench_app:app"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                [
+                    "taskset",
+                    "-c",
+                    server_cores,
+                    PY,
+                    "-m",
+                    "prefork",
+                    "-w",
+                    str(n),
+                    "-b",
+                    f"127.0.0.1:{port}",
+                    "--metrics-bind",
+                    f"127.0.0.1:{metrics}",
+                    "examples.bench_app:app",
+                ],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             if not wait_http(port, time.monotonic() + 30):
                 raise SystemExit(f"{n} workers did not start")
             time.sleep(1.0)  # every worker booted

@@ -38,20 +38,69 @@ def _installed(module: str) -> bool:
 
 # name -> (command builder (port, app) -> argv, available?)
 SERVERS = {
-    "prefork sync": (lambda port, app: [PY, "-m", "prefork", "-w", "1", "-b", f"127.0.0.1:{port}", app],
-                     lambda: True),
-    "prefork threaded": (lambda port, app: [PY, "-m", "prefork", "-w", "1", "-k", "threaded", "--threads",
-                                            str(THREADS), "-b", f"127.0.0.1:{port}", app], lambda: True),
-    "gunicorn sync": (lambda port, app: [PY, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{port}", app],
-                      lambda: _installed("gunicorn")),
-    "gunicorn gthread": (lambda port, app: [PY, "-m", "gunicorn", "-w", "1", "-k", "gthread", "--threads",
-                                            str(THREADS), "-b", f"127.0.0.1:{port}", app],
-                         lambda: _installed("gunicorn")),
-    "waitress": (lambda port, app: [PY, "-m", "waitress", f"--listen=127.0.0.1:{port}", f"--threads={THREADS}",
-                                    app], lambda: _installed("waitress")),
-    "granian": (lambda port, app: [PY, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port",
-                                   str(port), "--workers", "1", "--blocking-threads", str(THREADS),
-                                   "--no-access-log", app], lambda: _installed("granian")),
+    "prefork sync": (lambda port, app: [PY, "-m", "prefork", "-w", "1", "-b", f"127.0.0.1:{port}", app], lambda: True),
+    "prefork threaded": (
+        lambda port, app: [
+            PY,
+            "-m",
+            "prefork",
+            "-w",
+            "1",
+            "-k",
+            "threaded",
+            "--threads",
+            str(THREADS),
+            "-b",
+            f"127.0.0.1:{port}",
+            app,
+        ],
+        lambda: True,
+    ),
+    "gunicorn sync": (
+        lambda port, app: [PY, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{port}", app],
+        lambda: _installed("gunicorn"),
+    ),
+    "gunicorn gthread": (
+        lambda port, app: [
+            PY,
+            "-m",
+            "gunicorn",
+            "-w",
+            "1",
+            "-k",
+            "gthread",
+            "--threads",
+            str(THREADS),
+            "-b",
+            f"127.0.0.1:{port}",
+            app,
+        ],
+        lambda: _installed("gunicorn"),
+    ),
+    "waitress": (
+        lambda port, app: [PY, "-m", "waitress", f"--listen=127.0.0.1:{port}", f"--threads={THREADS}", app],
+        lambda: _installed("waitress"),
+    ),
+    "granian": (
+        lambda port, app: [
+            PY,
+            "-m",
+            "granian",
+            "--interface",
+            "wsgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--blocking-threads",
+            str(THREADS),
+            "--no-access-log",
+            app,
+        ],
+        lambda: _installed("granian"),
+    ),
 }
 
 
@@ -95,8 +144,9 @@ class Server:
         argv[-1:-1] = extra  # options go before the application
         argv = ["taskset", "-c", core, *argv]
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
 
     def wait_ready(self) -> float:
         """Seconds from start to the first 200 response."""
@@ -178,12 +228,21 @@ class Nginx:
         self.tmp = Path(tempfile.mkdtemp(prefix="prefork-bench-nginx-"))
         self.port = free_port()
         conf = self.tmp / "nginx.conf"
-        conf.write_text(NGINX_CONFIG.format(
-            tmp=self.tmp, upstream=upstream, port=self.port,
-            keepalive="keepalive 32;" if keepalive else "",
-            keepalive_proxy='proxy_http_version 1.1; proxy_set_header Connection "";' if keepalive else ""))
-        self.proc = subprocess.Popen(["taskset", "-c", core, self.binary, "-c", str(conf), "-p", str(self.tmp)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        conf.write_text(
+            NGINX_CONFIG.format(
+                tmp=self.tmp,
+                upstream=upstream,
+                port=self.port,
+                keepalive="keepalive 32;" if keepalive else "",
+                keepalive_proxy='proxy_http_version 1.1; proxy_set_header Connection "";' if keepalive else "",
+            )
+        )
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", core, self.binary, "-c", str(conf), "-p", str(self.tmp)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         if not wait_http(self.port, time.monotonic() + 15):
             self.stop()
             raise SystemExit("nginx did not start: " + (self.tmp / "error.log").read_text())
@@ -207,8 +266,15 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def run_wrk(port: int, core: str, connections: int, duration: float, path: str = "/", close: bool = False,
-            script: str | None = None) -> WrkResult:
+def run_wrk(
+    port: int,
+    core: str,
+    connections: int,
+    duration: float,
+    path: str = "/",
+    close: bool = False,
+    script: str | None = None,
+) -> WrkResult:
     cmd = ["taskset", "-c", core, "wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "--latency"]
     if close:
         cmd += ["-H", "Connection: close"]
@@ -216,8 +282,9 @@ def run_wrk(port: int, core: str, connections: int, duration: float, path: str =
         script_path = Path(tempfile.gettempdir()) / f"prefork-wrk-{os.getpid()}.lua"
         script_path.write_text(script)
         cmd += ["-s", str(script_path)]
-    out = subprocess.run([*cmd, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True,
-                         timeout=duration + 30).stdout
+    out = subprocess.run(
+        [*cmd, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, timeout=duration + 30
+    ).stdout
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return WrkResult(

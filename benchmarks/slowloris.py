@@ -43,7 +43,7 @@ def slow_clients(port: int, count: int, seconds: float) -> None:
         for sock in list(conns):
             pos = conns[sock]
             try:
-                sock.send(head[pos:pos + 1])
+                sock.send(head[pos : pos + 1])
                 conns[sock] = (pos + 1) % len(head)
             except OSError:  # dropped by the header timeout: come back, as an attacker would
                 del conns[sock]
@@ -61,8 +61,9 @@ def main() -> None:
     parser.add_argument("--worker", choices=["sync", "threaded"], default="threaded")
     args = parser.parse_args()
     options = ("--worker-connections", str(args.slow + 100), "--header-timeout", "10")
-    servers = {mode: Server(f"prefork {args.worker}", "examples.hello:app", "1", options)
-               for mode in ("without", "with")}
+    servers = {
+        mode: Server(f"prefork {args.worker}", "examples.hello:app", "1", options) for mode in ("without", "with")
+    }
     helper = None
     results: dict[str, list[float]] = {"without": [], "with": []}
     cpu: dict[str, list[float]] = {"without": [], "with": []}
@@ -70,8 +71,19 @@ def main() -> None:
         for server in servers.values():
             server.wait_ready()
         helper = subprocess.Popen(
-            ["taskset", "-c", "0", sys.executable, __file__, "--_slow-child", str(servers["with"].port),
-             str(args.slow), str(args.rounds * 2 * (args.duration + 1) + 10)], start_new_session=True)
+            [
+                "taskset",
+                "-c",
+                "0",
+                sys.executable,
+                __file__,
+                "--_slow-child",
+                str(servers["with"].port),
+                str(args.slow),
+                str(args.rounds * 2 * (args.duration + 1) + 10),
+            ],
+            start_new_session=True,
+        )
         time.sleep(3)  # all slow connections open and dribbling
         for round_no in range(1, args.rounds + 1):
             for mode, server in servers.items():
@@ -79,9 +91,11 @@ def main() -> None:
                 result = run_wrk(server.port, "0", 10, args.duration)
                 cpu[mode].append((server.cpu_seconds() - cpu_before) / max(result.requests, 1) * 1e6)
                 results[mode].append(result.rps)
-                print(f"round {round_no} {mode:7s} slow clients: {result.rps:10.0f} req/s  {cpu[mode][-1]:6.1f} us "
-                      f"CPU/req (slow clients' share included)  p99 {result.p99_ms:.2f} ms  errors {result.errors}",
-                      flush=True)
+                print(
+                    f"round {round_no} {mode:7s} slow clients: {result.rps:10.0f} req/s  {cpu[mode][-1]:6.1f} us "
+                    f"CPU/req (slow clients' share included)  p99 {result.p99_ms:.2f} ms  errors {result.errors}",
+                    flush=True,
+                )
     finally:
         if helper is not None:
             os.killpg(helper.pid, signal.SIGKILL)
@@ -90,11 +104,13 @@ def main() -> None:
             server.stop()
     without, with_ = statistics.median(results["without"]), statistics.median(results["with"])
     ratios = [b / a for a, b in zip(results["without"], results["with"], strict=True)]
-    print(f"\n| worker | req/s without | req/s with {args.slow} slow | with/without (median of per-round) "
-          f"| CPU us/req without | CPU us/req with |\n|---|---|---|---|---|---|\n"
-          f"| {args.worker} | {without:.0f} | {with_:.0f} | {statistics.median(ratios):.1%} "
-          f"(rounds: {', '.join(f'{r:.0%}' for r in ratios)}) | {statistics.median(cpu['without']):.1f} | "
-          f"{statistics.median(cpu['with']):.1f} |")
+    print(
+        f"\n| worker | req/s without | req/s with {args.slow} slow | with/without (median of per-round) "
+        f"| CPU us/req without | CPU us/req with |\n|---|---|---|---|---|---|\n"
+        f"| {args.worker} | {without:.0f} | {with_:.0f} | {statistics.median(ratios):.1%} "
+        f"(rounds: {', '.join(f'{r:.0%}' for r in ratios)}) | {statistics.median(cpu['without']):.1f} | "
+        f"{statistics.median(cpu['with']):.1f} |"
+    )
 
 
 if __name__ == "__main__":

@@ -38,10 +38,35 @@ def main() -> None:
     try:
         server.wait_ready()
         locust = subprocess.Popen(
-            ["taskset", "-c", "0", sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"), "--headless",
-             "-u", str(args.users), "-r", str(args.users), "-t", f"{args.duration}s", "--host",
-             f"http://127.0.0.1:{server.port}", "--csv", str(out / "soak"), "--only-summary", "--loglevel", "ERROR"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            [
+                "taskset",
+                "-c",
+                "0",
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                str(HERE / "locustfile.py"),
+                "--headless",
+                "-u",
+                str(args.users),
+                "-r",
+                str(args.users),
+                "-t",
+                f"{args.duration}s",
+                "--host",
+                f"http://127.0.0.1:{server.port}",
+                "--csv",
+                str(out / "soak"),
+                "--only-summary",
+                "--loglevel",
+                "ERROR",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         reloads = 0
         deadline = time.monotonic() + args.duration + 60
         next_hup = time.monotonic() + 2 + args.hup_every
@@ -61,11 +86,15 @@ def main() -> None:
     with open(out / "soak_failures.csv") as f:
         failures = list(csv.DictReader(f))
     failed = int(total["Failure Count"])
-    print(f"## Soak: {args.server}, {args.workers} workers, {args.users} locust users, {args.duration} s, "
-          f"SIGHUP every {args.hup_every} s\n")
+    print(
+        f"## Soak: {args.server}, {args.workers} workers, {args.users} locust users, {args.duration} s, "
+        f"SIGHUP every {args.hup_every} s\n"
+    )
     print("| requests | failed | req/s | p50 ms | p99 ms | reloads (HUP) |\n|---|---|---|---|---|---|")
-    print(f"| {total['Request Count']} | {failed} | {float(total['Requests/s']):.0f} | {total['50%']} | "
-          f"{total['99%']} | {reloads} |")
+    print(
+        f"| {total['Request Count']} | {failed} | {float(total['Requests/s']):.0f} | {total['50%']} | "
+        f"{total['99%']} | {reloads} |"
+    )
     for row in failures:
         print(f"failure: {row['Method']} {row['Name']}: {row['Error']} x{row['Occurrences']}")
     sys.exit(1 if failed else 0)

@@ -91,8 +91,10 @@ class Arbiter(Children, Upgrade):
             self.log.error("%s", exc)
             return EXIT_CONFIG
         for listener in self.listeners:
-            listener.set_timeouts(client_io_timeout(settings.read_timeout, settings.timeout),
-                                  client_io_timeout(settings.write_timeout, settings.timeout))
+            listener.set_timeouts(
+                client_io_timeout(settings.read_timeout, settings.timeout),
+                client_io_timeout(settings.write_timeout, settings.timeout),
+            )
         self.channel = Channel()
         if settings.certfile:
             from .tls import server_context  # ssl weighs 5 MB in every process: only with --certfile
@@ -164,8 +166,9 @@ class Arbiter(Children, Upgrade):
             if control is None:
                 select.select([self.wake_r], [], [], timeout)
             else:
-                readable, writable, _ = select.select([self.wake_r, *control.read_fds()], control.write_fds(), [],
-                                                      timeout)
+                readable, writable, _ = select.select(
+                    [self.wake_r, *control.read_fds()], control.write_fds(), [], timeout
+                )
                 control.service(readable, writable)
         except InterruptedError:
             pass
@@ -181,6 +184,7 @@ class Arbiter(Children, Upgrade):
         if path == "/livez":
             return 200, "text/plain", "ok\n"
         from .metrics import prometheus, status_document, take_snapshot  # only with --metrics-bind
+
         stopping = self.exit_code is not None
         snapshot = take_snapshot(self.pool, self.listeners, stopping, monotonic())
         if path == "/readyz":
@@ -277,4 +281,3 @@ class Arbiter(Children, Upgrade):
             self._resize(-self.pool.size, minimum=0)
         else:
             self.log.info("SIGWINCH ignored: no binary upgrade in progress")
-

@@ -56,8 +56,12 @@ class Children(MasterState):
             return
         heartbeat = board.read(proc.slot)[0]
         running = "; ".join(f"{line} for {now - start:.1f}s" for start, line in board.running(proc.slot))
-        self.log.critical("WORKER TIMEOUT (pid:%d): no heartbeat for %.0fs, running: %s; dumping its "
-                          "stacks, then killing it", pid, now - heartbeat, running or "nothing")
+        self.log.critical(
+            "WORKER TIMEOUT (pid:%d): no heartbeat for %.0fs, running: %s; dumping its stacks, then killing it",
+            pid,
+            now - heartbeat,
+            running or "nothing",
+        )
         kill_quietly(pid, signal.SIGUSR2)
 
     def _stop_workers(self) -> None:
@@ -90,8 +94,16 @@ class Children(MasterState):
             return
         self.pool.board.reset(slot, now)
         worker_class = WORKER_CLASSES[self.settings.worker_class]
-        worker = worker_class(slot, self.settings, self.listeners, self.pool.board, self.log,
-                              f"prefork/{__version__}", self.channel, self.statsd)
+        worker = worker_class(
+            slot,
+            self.settings,
+            self.listeners,
+            self.pool.board,
+            self.log,
+            f"prefork/{__version__}",
+            self.channel,
+            self.statsd,
+        )
         self.hook("pre_fork", worker)
         pid = os.fork()
         if pid:
@@ -129,8 +141,11 @@ class Children(MasterState):
             if not pid:
                 return
             if pid == self.upgrade_child:
-                self.log.error("The upgraded master (pid %d) exited with %s; this master carries on", pid,
-                               os.waitstatus_to_exitcode(status))
+                self.log.error(
+                    "The upgraded master (pid %d) exited with %s; this master carries on",
+                    pid,
+                    os.waitstatus_to_exitcode(status),
+                )
                 self.upgrade_child = 0
                 if self.settings.pidfile and os.path.exists(self.settings.pidfile + ".oldbin"):
                     os.replace(self.settings.pidfile + ".oldbin", self.settings.pidfile)

@@ -32,7 +32,6 @@ DEFAULT_CONFIG_FILE = "prefork.conf.py"
 _SETTING_TYPES = (str, bytes, int, float, bool, list, tuple, dict, type(None))
 
 
-
 class ConfigError(Exception):
     """Settings that cannot be used; the message names the setting and its source."""
 
@@ -121,7 +120,7 @@ def _run_config(path: str) -> dict[str, Any]:
             import importlib
 
             sys.path[:0] = [os.getcwd()]
-            return vars(importlib.import_module(path[len("python:"):]))
+            return vars(importlib.import_module(path[len("python:") :]))
         if not os.path.exists(path):
             raise ConfigError(f"config file {path!r} not found")
         sys.path[:0] = [os.path.dirname(os.path.abspath(path)), os.getcwd()]

@@ -45,11 +45,25 @@ class Connection:
     supports_sendfile = True  # False for TLS: os.sendfile would bypass the encryption
     handoff_allowed = True  # False for TLS: the session state cannot leave the process
     # Set once per worker process by ``Connection.configure``:
-    progress: Callable[[], None] = _no_progress  # refreshes the worker's heartbeat before a blocking call
+    progress: Callable[[], None] = staticmethod(_no_progress)  # refreshes the worker's heartbeat before a blocking call
     min_write_rate = 0.0  # bytes/s a client that fell behind must keep reading at; 0 = no minimum
     write_grace = 30.0  # seconds a client may be behind before the minimum rate applies
-    __slots__ = ("sock", "fd", "buf", "environ", "idle_since", "head_since", "requests", "linger", "busy", "trusted",
-                 "proxy_header_pending", "behind_since", "behind_sent", "scanned")
+    __slots__ = (
+        "sock",
+        "fd",
+        "buf",
+        "environ",
+        "idle_since",
+        "head_since",
+        "requests",
+        "linger",
+        "busy",
+        "trusted",
+        "proxy_header_pending",
+        "behind_since",
+        "behind_sent",
+        "scanned",
+    )
 
     def __init__(self, sock: socket.socket, environ: dict, now: float) -> None:
         self.sock = sock

@@ -91,8 +91,10 @@ class ControlServer:
         else:
             status, content_type, body = self.respond(target.split("?", 1)[0])
         payload = body.encode()
-        head = (f"HTTP/1.1 {status} {REASONS.get(status, 'OK')}\r\nContent-Type: {content_type}\r\n"
-                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n").encode()
+        head = (
+            f"HTTP/1.1 {status} {REASONS.get(status, 'OK')}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+        ).encode()
         client.outbuf = head + (b"" if method == b"HEAD" else payload)
         self._write(fd, client)
 

@@ -47,11 +47,18 @@ def settings_markdown() -> str:
             f"- applied by a reload (HUP): {'yes' if setting.hup else 'no, needs a restart'}",
             "",
         ]
-    lines += ["## gunicorn settings prefork refuses", "",
-              "Refused with the reason, unless the value asks for nothing (`False`, empty, or the harmless "
-              "value shown).", "", "| setting | flags | why | accepted values |", "|---|---|---|---|"]
-    lines += [f"| `{c.name}` | {' '.join(c.flags) or '-'} | {c.reason} | {', '.join(map(repr, c.harmless)) or '-'} |"
-              for c in sorted(REFUSED.values())]
+    lines += [
+        "## gunicorn settings prefork refuses",
+        "",
+        "Refused with the reason, unless the value asks for nothing (`False`, empty, or the harmless value shown).",
+        "",
+        "| setting | flags | why | accepted values |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{c.name}` | {' '.join(c.flags) or '-'} | {c.reason} | {', '.join(map(repr, c.harmless)) or '-'} |"
+        for c in sorted(REFUSED.values())
+    ]
     lines += ["", "## gunicorn settings accepted and ignored", "", "| setting | flags | why |", "|---|---|---|"]
     lines += [f"| `{c.name}` | {' '.join(c.flags) or '-'} | {c.reason} |" for c in sorted(IGNORED.values())]
     return "\n".join(lines) + "\n"

@@ -43,9 +43,16 @@ ADDRESS_KEYS = ("REMOTE_ADDR", "REMOTE_PORT", "SERVER_NAME", "SERVER_PORT")
 
 
 def encode(parcel: Parcel) -> bytes:
-    meta = json.dumps([parcel.requests, parcel.trusted, parcel.proxy_header_pending,
-                       [parcel.addresses.get(k, "") for k in ADDRESS_KEYS], round(parcel.head_age, 3)],
-                      separators=(",", ":")).encode()
+    meta = json.dumps(
+        [
+            parcel.requests,
+            parcel.trusted,
+            parcel.proxy_header_pending,
+            [parcel.addresses.get(k, "") for k in ADDRESS_KEYS],
+            round(parcel.head_age, 3),
+        ],
+        separators=(",", ":"),
+    ).encode()
     return _LENGTH.pack(len(meta)) + meta + parcel.buf
 
 
@@ -56,9 +63,15 @@ def decode(message: bytes) -> Parcel:
     (length,) = _LENGTH.unpack_from(message)
     end = _LENGTH.size + length
     try:
-        requests, trusted, pending, addresses, head_age = json.loads(message[_LENGTH.size:end])
-        return Parcel(message[end:], int(requests), bool(trusted), bool(pending),
-                      dict(zip(ADDRESS_KEYS, map(str, addresses), strict=True)), float(head_age))
+        requests, trusted, pending, addresses, head_age = json.loads(message[_LENGTH.size : end])
+        return Parcel(
+            message[end:],
+            int(requests),
+            bool(trusted),
+            bool(pending),
+            dict(zip(ADDRESS_KEYS, map(str, addresses), strict=True)),
+            float(head_age),
+        )
     except (TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise ValueError(f"malformed hand-off message: {exc}") from None
 

@@ -66,7 +66,7 @@ def _resolve(module_obj: object, node: ast.expr, uri: str) -> object:
 def load_app(uri: str, paste_globals: list[str] | tuple[str, ...] = ()) -> Callable:
     """Import and return the application; the current directory is on sys.path, as in gunicorn."""
     if uri.startswith(PASTE):
-        return _load_paste(uri[len(PASTE):], paste_globals)
+        return _load_paste(uri[len(PASTE) :], paste_globals)
     module_name, node = parse_app_uri(uri)
     if "" not in sys.path and "." not in sys.path:
         sys.path.insert(0, "")

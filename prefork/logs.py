@@ -228,22 +228,24 @@ class AccessLog:
     def json_line(self, environ: dict, response: Any, duration: float) -> str:
         """One JSON object; json.dumps escapes every string, whatever bytes the client sent."""
         get = environ.get
-        return json.dumps({
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "remote_addr": get("REMOTE_ADDR"),
-            "method": get("REQUEST_METHOD"),
-            "uri": get("RAW_URI"),
-            "path": get("PATH_INFO"),
-            "query": get("QUERY_STRING"),
-            "protocol": get("SERVER_PROTOCOL"),
-            "status": response.code,
-            "bytes": response.sent if response.headers_sent else 0,
-            "duration_ms": round(duration * 1000, 3),
-            "referer": get("HTTP_REFERER"),
-            "user_agent": get("HTTP_USER_AGENT"),
-            "request_id": get("prefork.request_id"),
-            "pid": os.getpid(),
-        })
+        return json.dumps(
+            {
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "remote_addr": get("REMOTE_ADDR"),
+                "method": get("REQUEST_METHOD"),
+                "uri": get("RAW_URI"),
+                "path": get("PATH_INFO"),
+                "query": get("QUERY_STRING"),
+                "protocol": get("SERVER_PROTOCOL"),
+                "status": response.code,
+                "bytes": response.sent if response.headers_sent else 0,
+                "duration_ms": round(duration * 1000, 3),
+                "referer": get("HTTP_REFERER"),
+                "user_agent": get("HTTP_USER_AGENT"),
+                "request_id": get("prefork.request_id"),
+                "pid": os.getpid(),
+            }
+        )
 
     def reopen(self) -> None:
         """USR1: reopen the access log file; stdout is left alone."""
@@ -270,7 +272,8 @@ class AccessLog:
         if now >= self.next_failure_report:
             self.next_failure_report = now + FAILURE_REPORT_INTERVAL
             logging.getLogger("prefork.error").error(
-                "Access log write failed (%d lines lost so far): %s", self.failures, exc)
+                "Access log write failed (%d lines lost so far): %s", self.failures, exc
+            )
 
 
 def _basic_auth_user(authorization: str | None) -> str:

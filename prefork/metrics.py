@@ -19,8 +19,13 @@ from typing import Any
 from . import scoreboard as sb
 from .stats import BUCKETS, Totals
 
-STATE_NAMES = {sb.BOOTING: "booting", sb.READY: "ready", sb.DRAINING: "draining", sb.BOOT_FAILED: "boot-failed",
-               sb.RECYCLE: "ready"}
+STATE_NAMES = {
+    sb.BOOTING: "booting",
+    sb.READY: "ready",
+    sb.DRAINING: "draining",
+    sb.BOOT_FAILED: "boot-failed",
+    sb.RECYCLE: "ready",
+}
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _TCP_INFO_SIZE = 104
@@ -68,8 +73,12 @@ def process_info(pid: int) -> dict[str, float]:
         fds = len(os.listdir(f"/proc/{pid}/fd"))
     except (OSError, IndexError, ValueError):
         return {}
-    return {"cpu_seconds": (int(fields[11]) + int(fields[12])) / _TICKS, "resident_bytes": resident,
-            "open_fds": fds, "start_time": _boot_time() + int(fields[19]) / _TICKS}
+    return {
+        "cpu_seconds": (int(fields[11]) + int(fields[12])) / _TICKS,
+        "resident_bytes": resident,
+        "open_fds": fds,
+        "start_time": _boot_time() + int(fields[19]) / _TICKS,
+    }
 
 
 def _boot_time() -> float:
@@ -107,17 +116,39 @@ def take_snapshot(pool: Any, listeners: list[Any], stopping: bool, now: float) -
         running = board.running(proc.slot)
         if name == "ready" and running:
             name = "busy"
-        workers.append(WorkerView(proc.slot, proc.pid, proc.generation, name, requests, running,
-                                  board.connections(proc.slot), handed_off, taken_over, totals,
-                                  process_info(proc.pid), pool.last_exit.get(proc.slot, "")))
+        workers.append(
+            WorkerView(
+                proc.slot,
+                proc.pid,
+                proc.generation,
+                name,
+                requests,
+                running,
+                board.connections(proc.slot),
+                handed_off,
+                taken_over,
+                totals,
+                process_info(proc.pid),
+                pool.last_exit.get(proc.slot, ""),
+            )
+        )
     queues = []
     for listener in listeners:
         queue = listen_queue(listener.sock)
         if queue is not None:
             queues.append((listener.address, *queue))
     ready = not stopping and any(w.generation == pool.generation and w.state in ("ready", "busy") for w in workers)
-    snapshot = Snapshot(now, process_info(os.getpid()), workers, pool.retired_handoffs,
-                        dict(pool.restarts), queues, pool.generation, stopping, ready)
+    snapshot = Snapshot(
+        now,
+        process_info(os.getpid()),
+        workers,
+        pool.retired_handoffs,
+        dict(pool.restarts),
+        queues,
+        pool.generation,
+        stopping,
+        ready,
+    )
     snapshot.totals.add(pool.retired, gauges=False)
     for worker in workers:
         snapshot.totals.add(worker.totals)
@@ -146,50 +177,91 @@ def prometheus(snapshot: Snapshot) -> str:
     """The Prometheus text exposition format 0.0.4."""
     out: list[str] = []
     totals = snapshot.totals
-    _family(out, "prefork_requests_total", "counter", "Requests answered, by method and status code.",
-            [({"method": method, "code": code}, count) for (method, code), count in sorted(totals.requests.items())])
+    _family(
+        out,
+        "prefork_requests_total",
+        "counter",
+        "Requests answered, by method and status code.",
+        [({"method": method, "code": code}, count) for (method, code), count in sorted(totals.requests.items())],
+    )
     buckets, cumulative = [], 0
     for bound, count in zip([*BUCKETS, float("inf")], totals.buckets, strict=True):
         cumulative += count
         buckets.append(({"le": "+Inf" if bound == float("inf") else f"{bound:g}"}, cumulative))
-    _family(out, "prefork_request_duration_seconds", "histogram", "Time from the request head to the end of "
-            "the response.", [])
+    _family(
+        out,
+        "prefork_request_duration_seconds",
+        "histogram",
+        "Time from the request head to the end of the response.",
+        [],
+    )
     out.extend(_line("prefork_request_duration_seconds_bucket", labels, value) for labels, value in buckets)
     out.append(_line("prefork_request_duration_seconds_sum", {}, round(totals.duration_sum, 6)))
     out.append(_line("prefork_request_duration_seconds_count", {}, totals.count))
     in_progress = sum(len(w.running) for w in snapshot.workers)
     _family(out, "prefork_requests_in_progress", "gauge", "Requests running now.", [({}, in_progress)])
     open_connections = sum(w.connections for w in snapshot.workers)
-    _family(out, "prefork_connections", "gauge", "Client connections held by the workers.",
-            [({"state": "open"}, open_connections), ({"state": "idle"}, totals.idle)])
+    _family(
+        out,
+        "prefork_connections",
+        "gauge",
+        "Client connections held by the workers.",
+        [({"state": "open"}, open_connections), ({"state": "idle"}, totals.idle)],
+    )
     states = {name: 0 for name in ("booting", "ready", "busy", "draining")}
     for worker in snapshot.workers:
         states[worker.state] = states.get(worker.state, 0) + 1
-    _family(out, "prefork_workers", "gauge", "Worker processes by state.",
-            [({"state": state}, count) for state, count in states.items()])
+    _family(
+        out,
+        "prefork_workers",
+        "gauge",
+        "Worker processes by state.",
+        [({"state": state}, count) for state, count in states.items()],
+    )
     causes = {cause: 0 for cause in ("crash", "timeout", "oom-kill", "max-requests", "reload", "signal", "exit")}
     causes.update(snapshot.restarts)
-    _family(out, "prefork_worker_restarts_total", "counter", "Workers replaced, by cause.",
-            [({"cause": cause}, count) for cause, count in causes.items()])
-    _family(out, "prefork_listen_queue", "gauge", "Connections waiting in the kernel's accept queue.",
-            [({"listener": address}, queued) for address, queued, _ in snapshot.listen_queues])
-    _family(out, "prefork_listen_queue_max", "gauge", "Size of the kernel's accept queue.",
-            [({"listener": address}, backlog) for address, _, backlog in snapshot.listen_queues])
+    _family(
+        out,
+        "prefork_worker_restarts_total",
+        "counter",
+        "Workers replaced, by cause.",
+        [({"cause": cause}, count) for cause, count in causes.items()],
+    )
+    _family(
+        out,
+        "prefork_listen_queue",
+        "gauge",
+        "Connections waiting in the kernel's accept queue.",
+        [({"listener": address}, queued) for address, queued, _ in snapshot.listen_queues],
+    )
+    _family(
+        out,
+        "prefork_listen_queue_max",
+        "gauge",
+        "Size of the kernel's accept queue.",
+        [({"listener": address}, backlog) for address, _, backlog in snapshot.listen_queues],
+    )
     handed = snapshot.retired_handoffs[0] + sum(w.handed_off for w in snapshot.workers)
     taken = snapshot.retired_handoffs[1] + sum(w.taken_over for w in snapshot.workers)
-    _family(out, "prefork_handoffs_total", "counter", "Connections moved from a busy worker to a free one.",
-            [({"direction": "out"}, handed), ({"direction": "in"}, taken)])
-    _family(out, "prefork_request_body_bytes_total", "counter", "Request body bytes (as declared).",
-            [({}, totals.bytes_in)])
-    _family(out, "prefork_response_body_bytes_total", "counter", "Response body bytes sent.",
-            [({}, totals.bytes_out)])
+    _family(
+        out,
+        "prefork_handoffs_total",
+        "counter",
+        "Connections moved from a busy worker to a free one.",
+        [({"direction": "out"}, handed), ({"direction": "in"}, taken)],
+    )
+    _family(
+        out, "prefork_request_body_bytes_total", "counter", "Request body bytes (as declared).", [({}, totals.bytes_in)]
+    )
+    _family(out, "prefork_response_body_bytes_total", "counter", "Response body bytes sent.", [({}, totals.bytes_out)])
     processes = [({"process": "master", "pid": os.getpid()}, snapshot.master)]
     processes += [({"process": "worker", "slot": w.slot, "pid": w.pid}, w.process) for w in snapshot.workers]
     for name, key, kind, help_text in (
-            ("process_cpu_seconds_total", "cpu_seconds", "counter", "User and system CPU time."),
-            ("process_resident_memory_bytes", "resident_bytes", "gauge", "Resident memory."),
-            ("process_open_fds", "open_fds", "gauge", "Open file descriptors."),
-            ("process_start_time_seconds", "start_time", "gauge", "Start time since the epoch.")):
+        ("process_cpu_seconds_total", "cpu_seconds", "counter", "User and system CPU time."),
+        ("process_resident_memory_bytes", "resident_bytes", "gauge", "Resident memory."),
+        ("process_open_fds", "open_fds", "gauge", "Open file descriptors."),
+        ("process_start_time_seconds", "start_time", "gauge", "Start time since the epoch."),
+    ):
         _family(out, name, kind, help_text, [(labels, info[key]) for labels, info in processes if key in info])
     return "\n".join(out) + "\n"
 
@@ -198,17 +270,32 @@ def status_document(snapshot: Snapshot) -> str:
     """The /status document: the master and one entry per worker."""
     now = snapshot.now
     document = {
-        "master": {"pid": os.getpid(), "generation": snapshot.generation, "stopping": snapshot.stopping,
-                   "ready": snapshot.ready, **snapshot.master},
+        "master": {
+            "pid": os.getpid(),
+            "generation": snapshot.generation,
+            "stopping": snapshot.stopping,
+            "ready": snapshot.ready,
+            **snapshot.master,
+        },
         "time": time.time(),
         "requests_total": snapshot.totals.count,
         "duration_buckets": dict(zip([*map(str, BUCKETS), "+Inf"], snapshot.totals.buckets, strict=True)),
         "restarts": snapshot.restarts,
-        "workers": [{
-            "slot": w.slot, "pid": w.pid, "generation": w.generation, "state": w.state, "requests": w.requests,
-            "connections": w.connections, "handed_off": w.handed_off, "taken_over": w.taken_over,
-            "running": [{"request": line, "age": round(now - start, 3)} for start, line in w.running],
-            "last_exit": w.last_exit, **w.process,
-        } for w in sorted(snapshot.workers, key=lambda w: w.slot)],
+        "workers": [
+            {
+                "slot": w.slot,
+                "pid": w.pid,
+                "generation": w.generation,
+                "state": w.state,
+                "requests": w.requests,
+                "connections": w.connections,
+                "handed_off": w.handed_off,
+                "taken_over": w.taken_over,
+                "running": [{"request": line, "age": round(now - start, 3)} for start, line in w.running],
+                "last_exit": w.last_exit,
+                **w.process,
+            }
+            for w in sorted(snapshot.workers, key=lambda w: w.slot)
+        ],
     }
     return json.dumps(document, indent=1) + "\n"

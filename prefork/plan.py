@@ -52,8 +52,9 @@ class WorkerProc:
 
     __slots__ = ("pid", "slot", "generation", "retiring", "abort_sent")
 
-    def __init__(self, pid: int, slot: int | None, generation: int, retiring: str = "",
-                 abort_sent: float = 0.0) -> None:
+    def __init__(
+        self, pid: int, slot: int | None, generation: int, retiring: str = "", abort_sent: float = 0.0
+    ) -> None:
         self.pid = pid
         self.slot = slot  # None for workers adopted from a previous master image (no scoreboard slot)
         self.generation = generation
@@ -127,8 +128,9 @@ def status_line(workers: int, generation: int) -> str:
     return f"{workers} workers, generation {generation}"
 
 
-def plan(state: PoolState, workers: Iterable[WorkerProc], slots: Mapping[int, SlotView], now: float,
-         stopping: bool = False) -> list[Action]:
+def plan(
+    state: PoolState, workers: Iterable[WorkerProc], slots: Mapping[int, SlotView], now: float, stopping: bool = False
+) -> list[Action]:
     """Everything the master should do now (see the module docstring); ``stopping``: the master is
     stopping, so nothing new starts and nobody is retired by the pool's rules."""
     if state.boot_failed:
@@ -148,8 +150,7 @@ def _state(proc: WorkerProc, slots: Mapping[int, SlotView]) -> int:
     return slots[proc.slot].state if proc.slot is not None else 0
 
 
-def _manage(state: PoolState, workers: list[WorkerProc], slots: Mapping[int, SlotView],
-            now: float) -> list[Action]:
+def _manage(state: PoolState, workers: list[WorkerProc], slots: Mapping[int, SlotView], now: float) -> list[Action]:
     actions: list[Action] = []
     current = [w for w in workers if w.generation == state.generation and not w.retiring]
     recycling = [w for w in current if _state(w, slots) == sb.RECYCLE]
@@ -157,21 +158,23 @@ def _manage(state: PoolState, workers: list[WorkerProc], slots: Mapping[int, Slo
     missing = state.size - len(serving)
     if missing > 0 and now >= state.respawn_at:
         actions += [Spawn(state.generation)] * missing
-    actions += [Retire(w.pid, "fewer workers requested") for w in serving[state.size:]]  # newest leave first
+    actions += [Retire(w.pid, "fewer workers requested") for w in serving[state.size :]]  # newest leave first
     ready = [w for w in serving if _state(w, slots) == sb.READY]
     if len(ready) < state.size:
         return actions
     actions += [Retire(w.pid, "recycled after --max-requests") for w in recycling]
-    actions += [Retire(w.pid, f"replaced by generation {state.generation}")
-                for w in workers if w.generation < state.generation and not w.retiring]
+    actions += [
+        Retire(w.pid, f"replaced by generation {state.generation}")
+        for w in workers
+        if w.generation < state.generation and not w.retiring
+    ]
     if state.phase is not Phase.SERVING:
         status = status_line(len(workers), state.generation)
         actions += [Enter(Phase.SERVING), Notify(("READY=1", f"STATUS={status}"))]
     return actions
 
 
-def _health(timeout: float, workers: list[WorkerProc], slots: Mapping[int, SlotView],
-            now: float) -> Iterable[Action]:
+def _health(timeout: float, workers: list[WorkerProc], slots: Mapping[int, SlotView], now: float) -> Iterable[Action]:
     for proc in workers:
         if proc.slot is None:
             continue

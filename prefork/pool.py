@@ -37,8 +37,9 @@ MAX_BACKOFF = 10.0
 
 
 class Pool:
-    def __init__(self, size: int, timeout: float, board: sb.Scoreboard, log: logging.Logger,
-                 app_name: str = "") -> None:
+    def __init__(
+        self, size: int, timeout: float, board: sb.Scoreboard, log: logging.Logger, app_name: str = ""
+    ) -> None:
         self.size = size
         self.timeout = timeout
         self.board = board
@@ -171,13 +172,22 @@ class Pool:
         if proc.abort_sent:
             self.log.error("Worker %d (pid %d) timed out and was killed by the master", slot, pid)
         elif code == 0:
-            self.log.info("Worker %d (pid %d) exited by itself after %d requests: %s", slot, pid,
-                          requests, message or "no reason given")
+            self.log.info(
+                "Worker %d (pid %d) exited by itself after %d requests: %s",
+                slot,
+                pid,
+                requests,
+                message or "no reason given",
+            )
         elif code == -signal.SIGKILL:
             oom = oom_kill_count()
-            self.log.error("Worker %d (pid %d) was killed by SIGKILL from outside prefork; the kernel OOM "
-                           "killer is a common cause%s", slot, pid,
-                           f" (cgroup oom_kill counter: {oom})" if oom is not None else "")
+            self.log.error(
+                "Worker %d (pid %d) was killed by SIGKILL from outside prefork; the kernel OOM "
+                "killer is a common cause%s",
+                slot,
+                pid,
+                f" (cgroup oom_kill counter: {oom})" if oom is not None else "",
+            )
         elif code < 0:
             self.log.error("Worker %d (pid %d) was killed by signal %s", slot, pid, signal.Signals(-code).name)
         else:
@@ -191,8 +201,11 @@ class Pool:
             return []
         if self.phase is Phase.RELOADING and proc.generation == self.generation:
             self.log.error("Reload failed, generation %d keeps serving: %s", self.generation - 1, message)
-            actions: list[Action] = [Retire(w.pid, "its generation failed to boot")
-                                     for w in self.workers.values() if w.generation == self.generation]
+            actions: list[Action] = [
+                Retire(w.pid, "its generation failed to boot")
+                for w in self.workers.values()
+                if w.generation == self.generation
+            ]
             self.generation -= 1
             self.phase = Phase.SERVING
             return [*actions, Notify(("READY=1", f"STATUS={self.status()}, reload failed"))]

@@ -76,8 +76,9 @@ def release_free_memory() -> None:
 def write_pidfile(path: str) -> None:
     """Atomically (rename) through a temporary file with a random name, created exclusively: a name
     planted in advance (a symlink) can neither be guessed nor followed by a root master."""
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp",
-                               dir=os.path.dirname(os.path.abspath(path)))
+    fd, tmp = tempfile.mkstemp(
+        prefix=os.path.basename(path) + ".", suffix=".tmp", dir=os.path.dirname(os.path.abspath(path))
+    )
     try:
         with os.fdopen(fd, "w") as f:
             f.write(f"{os.getpid()}\n")

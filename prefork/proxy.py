@@ -27,8 +27,10 @@ class ProxyPolicy:
         ]
         self.use_forwarded_for = use_forwarded_for
         # environ keys whose presence means there is something to believe
-        self.keys = frozenset([key for key, _ in self.scheme_headers]
-                              + (["HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED"] if use_forwarded_for else []))
+        self.keys = frozenset(
+            [key for key, _ in self.scheme_headers]
+            + (["HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED"] if use_forwarded_for else [])
+        )
 
     def trusts(self, peer: Any) -> bool:
         if not isinstance(peer, tuple):

@@ -66,7 +66,7 @@ class Scoreboard:
     def stats_block(self, index: int) -> memoryview:
         """Slot ``index``'s request-statistics block: written by its worker, read by the master."""
         end = (index + 1) * self.slot_size
-        return memoryview(self._mem)[end - self.stats_size:end]
+        return memoryview(self._mem)[end - self.stats_size : end]
 
     def running(self, index: int) -> list[tuple[float, str]]:
         """``(start, request line)`` of every request the worker is running."""
@@ -77,7 +77,7 @@ class Scoreboard:
     def reset(self, index: int, now: float) -> None:
         """Prepare slot ``index`` for a new worker (called by the master before the fork)."""
         offset = index * self.slot_size
-        self._mem[offset:offset + self.slot_size] = bytes(self.slot_size)
+        self._mem[offset : offset + self.slot_size] = bytes(self.slot_size)
         _HEADER.pack_into(self._mem, offset, now, BOOTING, 0, 0, 0, 0, 0, 0)
 
     def release(self, index: int) -> None:
@@ -107,8 +107,10 @@ class Scoreboard:
     def handoffs(self, index: int) -> tuple[int, int]:
         """``(handed off, taken over)`` connections of a slot."""
         offset = index * self.slot_size
-        return (_U32.unpack_from(self._mem, offset + _HANDED_OFF_OFFSET)[0],
-                _U32.unpack_from(self._mem, offset + _TAKEN_OVER_OFFSET)[0])
+        return (
+            _U32.unpack_from(self._mem, offset + _HANDED_OFF_OFFSET)[0],
+            _U32.unpack_from(self._mem, offset + _TAKEN_OVER_OFFSET)[0],
+        )
 
     def ask(self, index: int, request: int) -> None:
         """The master asks the worker of slot ``index`` for something (EVACUATE)."""
@@ -120,7 +122,7 @@ class Scoreboard:
     def set_message(self, index: int, text: str) -> None:
         data = text.encode("utf-8", "replace")[:_MESSAGE_SIZE]
         offset = index * self.slot_size
-        self._mem[offset + _HEADER.size: offset + _HEADER.size + len(data)] = data
+        self._mem[offset + _HEADER.size : offset + _HEADER.size + len(data)] = data
         _U32.pack_into(self._mem, offset + _REQUESTS_OFFSET + 8, len(data))
 
     def read(self, index: int) -> tuple[float, int, int]:
@@ -147,4 +149,4 @@ class Scoreboard:
     def message(self, index: int) -> str:
         offset = index * self.slot_size
         length = _U32.unpack_from(self._mem, offset + _REQUESTS_OFFSET + 8)[0]
-        return self._mem[offset + _HEADER.size: offset + _HEADER.size + length].decode("utf-8", "replace")
+        return self._mem[offset + _HEADER.size : offset + _HEADER.size + length].decode("utf-8", "replace")

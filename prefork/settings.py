@@ -93,164 +93,220 @@ def non_negative_float(text: str) -> float:
 
 WORKER_CLASSES = ("sync", "threaded", "gthread")  # gthread: gunicorn's name for threaded
 
+# A table: one setting per row, its documentation under it; the formatter leaves it as it is.
+# fmt: off
 SETTINGS: tuple[Setting, ...] = (
-    Setting("bind", ("-b", "--bind"), ["127.0.0.1:8000"], "Address to listen on: HOST:PORT, [IPV6]:PORT or "
-            "unix:PATH. Repeat to listen on several.", "server", metavar="ADDRESS", append=True, hup=False),
-    Setting("backlog", ("--backlog",), 2048, "Maximum number of pending connections in the kernel queue.",
-            "server", positive_int, "INT", hup=False),
-    Setting("workers", ("-w", "--workers"), 1, "Number of worker processes.", "worker", positive_int, "INT"),
-    Setting("worker_class", ("-k", "--worker-class"), "sync", "Worker type.", "worker", str, "NAME",
-            choices=WORKER_CLASSES, hup=False),
-    Setting("threads", ("--threads",), 1, "Request threads per worker (threaded worker). More than 1 with the "
-            "sync worker class selects the threaded worker, as in gunicorn.", "worker", positive_int, "INT", hup=False),
-    Setting("request_timeout", ("--request-timeout",), 0, "Threaded worker: a request running longer than "
-            "this many seconds is logged with its thread's stack and the worker is recycled gracefully. "
-            "0 disables it.", "worker", non_negative_float, "SECONDS"),
-    Setting("worker_connections", ("--worker-connections",), 1000, "Maximum number of open connections one "
-            "worker holds; past it the worker stops accepting until one closes.", "worker", positive_int, "INT"),
-    Setting("timeout", ("-t", "--timeout"), 30, "A worker silent for this many seconds (stuck in one "
-            "request) is killed and replaced. 0 disables the check.", "worker", non_negative_int, "INT"),
-    Setting("graceful_timeout", ("--graceful-timeout",), 30, "On a graceful stop, seconds workers get to "
-            "finish their requests before they are killed.", "worker", non_negative_float, "SECONDS"),
-    Setting("keepalive", ("--keep-alive",), 2, "Seconds an idle keep-alive connection is kept open. "
-            "0 disables keep-alive.", "http", non_negative_float, "SECONDS"),
-    Setting("header_timeout", ("--header-timeout",), 10, "Seconds a client has to send a complete request "
-            "head; then it gets 408 and is closed.", "http", non_negative_float, "SECONDS"),
-    Setting("read_timeout", ("--read-timeout",), 30, "Seconds the server waits for more request body bytes "
-            "before the request fails with 408.", "http", non_negative_float, "SECONDS"),
-    Setting("write_timeout", ("--write-timeout",), 30, "Seconds a response write may wait for a client that "
-            "does not read before the connection is dropped.", "http", non_negative_float, "SECONDS"),
-    Setting("min_write_rate", ("--min-write-rate",), 4096, "Bytes per second a client that has fallen behind "
-            "for --write-timeout seconds must keep reading at; slower, it is dropped, so a trickling reader "
-            "cannot hold a worker. 0 = no minimum.", "http", non_negative_int, "BYTES"),
-    Setting("handoff_delay", ("--handoff-delay",), 0.05, "Seconds a request may wait for a busy worker (the "
-            "sync worker inside the application, or every thread of a threaded worker busy) before its "
-            "connection moves to a free worker. 0 disables hand-off.", "worker", non_negative_float, "SECONDS"),
-    Setting("limit_request_line", ("--limit-request-line",), 4094, "Maximum request line length in bytes "
-            "(414 beyond). 0 = no limit.", "http", non_negative_int, "INT"),
-    Setting("limit_request_fields", ("--limit-request-fields",), 100, "Maximum number of header fields "
-            "(431 beyond). 0 = no limit.", "http", non_negative_int, "INT"),
-    Setting("limit_request_field_size", ("--limit-request-field_size", "--limit-request-field-size"), 8190,
-            "Maximum size of one header field line (431 beyond). 0 = no limit.", "http", non_negative_int,
-            "INT"),
-    Setting("limit_request_body", ("--limit-request-body",), 0, "Maximum request body size in bytes, "
-            "checked before the body is read, chunked bodies too (413 beyond). 0 = no limit.", "http",
-            non_negative_int, "INT"),
-    Setting("max_requests", ("--max-requests",), 0, "Recycle a worker after this many requests (a replacement "
-            "is started and ready before it leaves). 0 disables recycling.", "worker", non_negative_int, "INT"),
-    Setting("max_requests_jitter", ("--max-requests-jitter",), 0, "Add a random 0..N to max_requests per "
-            "worker so that workers do not recycle all at once.", "worker", non_negative_int, "INT"),
-    Setting("preload_app", ("--preload",), False, "Load the application in the master before forking "
-            "(workers share its memory; HUP re-executes the master to load new code).", "server", flag=True, hup=False),
-    Setting("shutdown_delay", ("--shutdown-delay",), 0, "On TERM, keep serving this many seconds while "
-            "reporting stopping (to systemd and in the process title) so load balancers can drain first.",
-            "server", non_negative_float, "SECONDS"),
-    Setting("pidfile", ("-p", "--pid"), None, "Write the master's PID to this file.", "process", str, "FILE",
-            hup=False),
-    Setting("raw_env", ("-e", "--env"), [], "Set an environment variable for the application: KEY=VALUE. "
-            "Repeat for several.", "process", env_assignment, "KEY=VALUE", append=True, hup=False),
-    Setting("pythonpath", ("--pythonpath",), None, "Comma-separated directories put first on sys.path "
-            "before the application is imported.", "process", str, "DIRS", hup=False),
-    Setting("user", ("-u", "--user"), None, "Run workers as this user (name or uid).", "process", str, "USER",
-            hup=False),
-    Setting("group", ("-g", "--group"), None, "Run workers as this group (name or gid).", "process", str,
-            "GROUP", hup=False),
-    Setting("umask", ("-m", "--umask"), None, "File mode creation mask of the server (octal, e.g. 022).",
-            "process", octal_umask, "UMASK", hup=False),
-    Setting("chdir", ("--chdir",), None, "Change to this directory before loading the application.",
-            "process", str, "DIR", hup=False),
-    Setting("loglevel", ("--log-level",), "info", "Error log level.", "logging", str, "LEVEL",
-            choices=("debug", "info", "warning", "error", "critical")),
-    Setting("errorlog", ("--error-logfile", "--log-file"), "-", "Error log file; '-' is stderr.", "logging",
-            str, "FILE", hup=False),
-    Setting("accesslog", ("--access-logfile",), None, "Access log file; '-' is stdout. Off when unset.",
-            "logging", str, "FILE"),
-    Setting("access_log_format", ("--access-logformat",), '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s '
-            '"%(f)s" "%(a)s"', "Access log line format, with gunicorn's atoms.", "logging", str, "FORMAT"),
-    Setting("forwarded_allow_ips", ("--forwarded-allow-ips",), "127.0.0.1,::1", "Peers (IPs and CIDRs, "
-            "comma-separated, or *) whose proxy headers are believed. Unix-socket peers are always trusted. "
-            "gunicorn's FORWARDED_ALLOW_IPS environment variable is honoured too.", "proxy", address_list,
-            "ADDRESSES"),
-    Setting("secure_scheme_headers", (), DEFAULT_SCHEME_HEADERS, "Headers and values by which a trusted "
-            "proxy says the client used https (wsgi.url_scheme). Contradicting values get 400. A JSON object "
-            "in the environment.",
-            "proxy", json_object, "JSON"),
-    Setting("use_forwarded_for", ("--use-forwarded-for",), False, "Set REMOTE_ADDR from X-Forwarded-For or "
-            "Forwarded sent by a trusted proxy (the rightmost untrusted address); the peer's address stays "
-            "in environ['prefork.peer_addr'].", "proxy", flag=True),
-    Setting("forwarder_headers", ("--forwarder-headers",), "SCRIPT_NAME,PATH_INFO", "Header names (with "
-            "underscores) a trusted proxy may use to set these environ keys directly; from anyone else they "
-            "are dropped like every header name with an underscore. PATH_INFO is accepted as a name (gunicorn's "
-            "default) but never taken from a header: it would route around the proxy's access rules. "
-            "SCRIPT_NAME must prefix the request path (400 otherwise).", "proxy", str, "NAMES"),
-    Setting("proxy_protocol", ("--proxy-protocol",), False, "Expect a PROXY protocol header (v1 or v2) at "
-            "the start of every connection from --proxy-allow-ips; REMOTE_ADDR/REMOTE_PORT come from it.",
-            "proxy", flag=True),
-    Setting("proxy_allow_ips", ("--proxy-allow-ips", "--proxy-allow-from"), "127.0.0.1,::1", "Peers (IPs and "
-            "CIDRs, or *) that must send a PROXY protocol header when --proxy-protocol is on; other peers speak "
-            "plain HTTP.",
-            "proxy", address_list, "ADDRESSES"),
-    Setting("certfile", ("--certfile",), None, "TLS certificate chain (PEM). With it, every listener speaks "
-            "HTTPS; prefer terminating TLS in a proxy when there is one.", "tls", str, "FILE", hup=False),
-    Setting("keyfile", ("--keyfile",), None, "TLS private key (PEM), when not in the certfile.", "tls", str,
-            "FILE", hup=False),
-    Setting("ca_certs", ("--ca-certs",), None, "CA certificates (PEM) to verify client certificates.", "tls",
-            str, "FILE", hup=False),
-    Setting("cert_reqs", ("--cert-reqs",), "none", "Client certificates: none, optional or required (or "
-            "gunicorn's 0, 1, 2).", "tls", str, "MODE", choices=("none", "optional", "required", "0", "1", "2"),
-            hup=False),
-    Setting("ciphers", ("--ciphers",), None, "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are fixed).",
-            "tls", str, "CIPHERS", hup=False),
-    Setting("wsgi_app", (), None, "The application, MODULE:APP, when not given on the command line "
-            "(config file or PREFORK_WSGI_APP).", "server", str, "MODULE:APP"),
-    Setting("logconfig", ("--log-config",), None, "A logging.config.fileConfig file applied after prefork's "
-            "own logging setup; a configuration of the 'prefork.error' logger replaces prefork's handlers.",
-            "logging", str, "FILE", hup=False),
-    Setting("logconfig_dict", ("--log-config-dict",), None, "A logging.config.dictConfig mapping (JSON on "
-            "the command line or in the environment, a dict in a config file), applied like --log-config.",
-            "logging", json_mapping, "JSON", hup=False),
-    Setting("capture_output", ("--capture-output",), False, "Send the stdout and stderr of the workers "
-            "(print() in the application) to the error log file.", "logging", flag=True, hup=False),
-    Setting("syslog", ("--log-syslog",), False, "Also send the error log to syslog.", "logging", flag=True,
-            hup=False),
-    Setting("syslog_addr", ("--log-syslog-to",), "unix:///dev/log", "Where syslog listens: "
-            "unix://PATH, udp://HOST:PORT or tcp://HOST:PORT.", "logging", str, "ADDRESS", hup=False),
-    Setting("syslog_prefix", ("--log-syslog-prefix",), None, "The program name in syslog lines (default: "
-            "prefork.NAME).", "logging", str, "PREFIX", hup=False),
-    Setting("syslog_facility", ("--log-syslog-facility",), "user", "Syslog facility name.", "logging", str,
-            "FACILITY", hup=False),
-    Setting("access_log_json", ("--access-log-json",), False, "Write the access log as one JSON object per "
-            "line (time, remote_addr, method, uri, path, query, protocol, status, bytes, duration_ms, referer, "
-            "user_agent, request_id, pid) instead of access_log_format.", "logging", flag=True),
-    Setting("proc_name", ("-n", "--name"), None, "Process name shown in ps/top (needs setproctitle).",
-            "process", str, "NAME"),
-    Setting("daemon", ("-D", "--daemon"), False, "Detach from the terminal and run in the background "
-            "(stdio to /dev/null; use --pid and log files). Under systemd or a container, leave it off.",
-            "process", flag=True, hup=False),
-    Setting("logconfig_json", ("--log-config-json",), None, "A JSON file holding a logging.config.dictConfig "
-            "mapping, applied like --log-config-dict.", "logging", str, "FILE", hup=False),
-    Setting("metrics_bind", ("--metrics-bind",), None, "Serve /metrics (Prometheus), /status (JSON), /livez "
-            "and /readyz from the master on this internal address (HOST:PORT or unix:PATH; never the public "
-            "port). It answers even when every worker is busy or hung.", "metrics", str, "ADDRESS", hup=False),
-    Setting("statsd_host", ("--statsd-host",), None, "Send gunicorn's statsd metrics (requests, request "
-            "duration, status codes, workers, log levels) over UDP to HOST:PORT (or unix:PATH). Never blocks a "
-            "request: a full socket drops the metric.", "metrics", str, "ADDRESS", hup=False),
-    Setting("statsd_prefix", ("--statsd-prefix",), "", "Prefix for the statsd metric names (a dot is added).",
-            "metrics", str, "PREFIX", hup=False),
-    Setting("dogstatsd_tags", ("--dogstatsd-tags",), "", "Comma-separated DogStatsD tags (key:value) added to "
-            "every statsd metric.", "metrics", str, "TAGS", hup=False),
-    Setting("reload", ("--reload",), False, "Development: reload the workers (a graceful HUP) when a source file "
-            "of the application or a --reload-extra-file changes.", "development", flag=True, hup=False),
-    Setting("reload_engine", ("--reload-engine",), "auto", "How --reload notices changes: auto or poll "
-            "(gunicorn's inotify is accepted and polls too).", "development", str, "ENGINE",
-            choices=("auto", "poll", "inotify"), hup=False),
-    Setting("reload_extra_files", ("--reload-extra-file",), [], "Another file --reload watches (repeatable).",
-            "development", str, "FILE", append=True, hup=False),
-    Setting("paste", ("--paste", "--paster"), None, "Load the application from a PasteDeploy .ini file "
-            "(needs the PasteDeploy package) instead of MODULE:APP.", "server", str, "INI", hup=False),
-    Setting("raw_paste_global_conf", ("--paste-global",), [], "KEY=VALUE global_conf for --paste "
-            "(repeatable).", "server", env_assignment, "KEY=VALUE", append=True, hup=False),
+    Setting("bind", flags=("-b", "--bind"), default=["127.0.0.1:8000"], section="server", metavar="ADDRESS",
+            append=True, hup=False,
+            doc="Address to listen on: HOST:PORT, [IPV6]:PORT or unix:PATH. Repeat to listen on several."),
+    Setting("backlog", flags=("--backlog",), default=2048, section="server", parse=positive_int, metavar="INT",
+            hup=False,
+            doc="Maximum number of pending connections in the kernel queue."),
+    Setting("workers", flags=("-w", "--workers"), default=1, section="worker", parse=positive_int, metavar="INT",
+            doc="Number of worker processes."),
+    Setting("worker_class", flags=("-k", "--worker-class"), default="sync", section="worker", parse=str,
+            metavar="NAME", choices=WORKER_CLASSES, hup=False,
+            doc="Worker type."),
+    Setting("threads", flags=("--threads",), default=1, section="worker", parse=positive_int, metavar="INT",
+            hup=False,
+            doc="Request threads per worker (threaded worker). More than 1 with the sync worker class selects the "
+                "threaded worker, as in gunicorn."),
+    Setting("request_timeout", flags=("--request-timeout",), default=0, section="worker", parse=non_negative_float,
+            metavar="SECONDS",
+            doc="Threaded worker: a request running longer than this many seconds is logged with its thread's stack "
+                "and the worker is recycled gracefully. 0 disables it."),
+    Setting("worker_connections", flags=("--worker-connections",), default=1000, section="worker",
+            parse=positive_int, metavar="INT",
+            doc="Maximum number of open connections one worker holds; past it the worker stops accepting until one "
+                "closes."),
+    Setting("timeout", flags=("-t", "--timeout"), default=30, section="worker", parse=non_negative_int,
+            metavar="INT",
+            doc="A worker silent for this many seconds (stuck in one request) is killed and replaced. 0 disables the "
+                "check."),
+    Setting("graceful_timeout", flags=("--graceful-timeout",), default=30, section="worker",
+            parse=non_negative_float, metavar="SECONDS",
+            doc="On a graceful stop, seconds workers get to finish their requests before they are killed."),
+    Setting("keepalive", flags=("--keep-alive",), default=2, section="http", parse=non_negative_float,
+            metavar="SECONDS",
+            doc="Seconds an idle keep-alive connection is kept open. 0 disables keep-alive."),
+    Setting("header_timeout", flags=("--header-timeout",), default=10, section="http", parse=non_negative_float,
+            metavar="SECONDS",
+            doc="Seconds a client has to send a complete request head; then it gets 408 and is closed."),
+    Setting("read_timeout", flags=("--read-timeout",), default=30, section="http", parse=non_negative_float,
+            metavar="SECONDS",
+            doc="Seconds the server waits for more request body bytes before the request fails with 408."),
+    Setting("write_timeout", flags=("--write-timeout",), default=30, section="http", parse=non_negative_float,
+            metavar="SECONDS",
+            doc="Seconds a response write may wait for a client that does not read before the connection is dropped."),
+    Setting("min_write_rate", flags=("--min-write-rate",), default=4096, section="http", parse=non_negative_int,
+            metavar="BYTES",
+            doc="Bytes per second a client that has fallen behind for --write-timeout seconds must keep reading at; "
+                "slower, it is dropped, so a trickling reader cannot hold a worker. 0 = no minimum."),
+    Setting("handoff_delay", flags=("--handoff-delay",), default=0.05, section="worker", parse=non_negative_float,
+            metavar="SECONDS",
+            doc="Seconds a request may wait for a busy worker (the sync worker inside the application, or every "
+                "thread of a threaded worker busy) before its connection moves to a free worker. 0 disables hand-off."),
+    Setting("limit_request_line", flags=("--limit-request-line",), default=4094, section="http",
+            parse=non_negative_int, metavar="INT",
+            doc="Maximum request line length in bytes (414 beyond). 0 = no limit."),
+    Setting("limit_request_fields", flags=("--limit-request-fields",), default=100, section="http",
+            parse=non_negative_int, metavar="INT",
+            doc="Maximum number of header fields (431 beyond). 0 = no limit."),
+    Setting("limit_request_field_size", flags=("--limit-request-field_size", "--limit-request-field-size"),
+            default=8190, section="http", parse=non_negative_int, metavar="INT",
+            doc="Maximum size of one header field line (431 beyond). 0 = no limit."),
+    Setting("limit_request_body", flags=("--limit-request-body",), default=0, section="http", parse=non_negative_int,
+            metavar="INT",
+            doc="Maximum request body size in bytes, checked before the body is read, chunked bodies too (413 "
+                "beyond). 0 = no limit."),
+    Setting("max_requests", flags=("--max-requests",), default=0, section="worker", parse=non_negative_int,
+            metavar="INT",
+            doc="Recycle a worker after this many requests (a replacement is started and ready before it leaves). 0 "
+                "disables recycling."),
+    Setting("max_requests_jitter", flags=("--max-requests-jitter",), default=0, section="worker",
+            parse=non_negative_int, metavar="INT",
+            doc="Add a random 0..N to max_requests per worker so that workers do not recycle all at once."),
+    Setting("preload_app", flags=("--preload",), default=False, section="server", flag=True, hup=False,
+            doc="Load the application in the master before forking (workers share its memory; HUP re-executes the "
+                "master to load new code)."),
+    Setting("shutdown_delay", flags=("--shutdown-delay",), default=0, section="server", parse=non_negative_float,
+            metavar="SECONDS",
+            doc="On TERM, keep serving this many seconds while reporting stopping (to systemd and in the process "
+                "title) so load balancers can drain first."),
+    Setting("pidfile", flags=("-p", "--pid"), default=None, section="process", parse=str, metavar="FILE", hup=False,
+            doc="Write the master's PID to this file."),
+    Setting("raw_env", flags=("-e", "--env"), default=[], section="process", parse=env_assignment,
+            metavar="KEY=VALUE", append=True, hup=False,
+            doc="Set an environment variable for the application: KEY=VALUE. Repeat for several."),
+    Setting("pythonpath", flags=("--pythonpath",), default=None, section="process", parse=str, metavar="DIRS",
+            hup=False,
+            doc="Comma-separated directories put first on sys.path before the application is imported."),
+    Setting("user", flags=("-u", "--user"), default=None, section="process", parse=str, metavar="USER", hup=False,
+            doc="Run workers as this user (name or uid)."),
+    Setting("group", flags=("-g", "--group"), default=None, section="process", parse=str, metavar="GROUP", hup=False,
+            doc="Run workers as this group (name or gid)."),
+    Setting("umask", flags=("-m", "--umask"), default=None, section="process", parse=octal_umask, metavar="UMASK",
+            hup=False,
+            doc="File mode creation mask of the server (octal, e.g. 022)."),
+    Setting("chdir", flags=("--chdir",), default=None, section="process", parse=str, metavar="DIR", hup=False,
+            doc="Change to this directory before loading the application."),
+    Setting("loglevel", flags=("--log-level",), default="info", section="logging", parse=str, metavar="LEVEL",
+            choices=("debug", "info", "warning", "error", "critical"),
+            doc="Error log level."),
+    Setting("errorlog", flags=("--error-logfile", "--log-file"), default="-", section="logging", parse=str,
+            metavar="FILE", hup=False,
+            doc="Error log file; '-' is stderr."),
+    Setting("accesslog", flags=("--access-logfile",), default=None, section="logging", parse=str, metavar="FILE",
+            doc="Access log file; '-' is stdout. Off when unset."),
+    Setting("access_log_format", flags=("--access-logformat",),
+            default='%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s '
+            '"%(f)s" "%(a)s"', section="logging",
+            parse=str, metavar="FORMAT",
+            doc="Access log line format, with gunicorn's atoms."),
+    Setting("forwarded_allow_ips", flags=("--forwarded-allow-ips",), default="127.0.0.1,::1", section="proxy",
+            parse=address_list, metavar="ADDRESSES",
+            doc="Peers (IPs and CIDRs, comma-separated, or *) whose proxy headers are believed. Unix-socket peers are"
+                " always trusted. gunicorn's FORWARDED_ALLOW_IPS environment variable is honoured too."),
+    Setting("secure_scheme_headers", flags=(), default=DEFAULT_SCHEME_HEADERS, section="proxy", parse=json_object,
+            metavar="JSON",
+            doc="Headers and values by which a trusted proxy says the client used https (wsgi.url_scheme). "
+                "Contradicting values get 400. A JSON object in the environment."),
+    Setting("use_forwarded_for", flags=("--use-forwarded-for",), default=False, section="proxy", flag=True,
+            doc="Set REMOTE_ADDR from X-Forwarded-For or Forwarded sent by a trusted proxy (the rightmost untrusted "
+                "address); the peer's address stays in environ['prefork.peer_addr']."),
+    Setting("forwarder_headers", flags=("--forwarder-headers",), default="SCRIPT_NAME,PATH_INFO", section="proxy",
+            parse=str, metavar="NAMES",
+            doc="Header names (with underscores) a trusted proxy may use to set these environ keys directly; from "
+                "anyone else they are dropped like every header name with an underscore. PATH_INFO is accepted as a "
+                "name (gunicorn's default) but never taken from a header: it would route around the proxy's access "
+                "rules. SCRIPT_NAME must prefix the request path (400 otherwise)."),
+    Setting("proxy_protocol", flags=("--proxy-protocol",), default=False, section="proxy", flag=True,
+            doc="Expect a PROXY protocol header (v1 or v2) at the start of every connection from --proxy-allow-ips; "
+                "REMOTE_ADDR/REMOTE_PORT come from it."),
+    Setting("proxy_allow_ips", flags=("--proxy-allow-ips", "--proxy-allow-from"), default="127.0.0.1,::1",
+            section="proxy", parse=address_list, metavar="ADDRESSES",
+            doc="Peers (IPs and CIDRs, or *) that must send a PROXY protocol header when --proxy-protocol is on; "
+                "other peers speak plain HTTP."),
+    Setting("certfile", flags=("--certfile",), default=None, section="tls", parse=str, metavar="FILE", hup=False,
+            doc="TLS certificate chain (PEM). With it, every listener speaks HTTPS; prefer terminating TLS in a proxy"
+                " when there is one."),
+    Setting("keyfile", flags=("--keyfile",), default=None, section="tls", parse=str, metavar="FILE", hup=False,
+            doc="TLS private key (PEM), when not in the certfile."),
+    Setting("ca_certs", flags=("--ca-certs",), default=None, section="tls", parse=str, metavar="FILE", hup=False,
+            doc="CA certificates (PEM) to verify client certificates."),
+    Setting("cert_reqs", flags=("--cert-reqs",), default="none", section="tls", parse=str, metavar="MODE",
+            choices=("none", "optional", "required", "0", "1", "2"), hup=False,
+            doc="Client certificates: none, optional or required (or gunicorn's 0, 1, 2)."),
+    Setting("ciphers", flags=("--ciphers",), default=None, section="tls", parse=str, metavar="CIPHERS", hup=False,
+            doc="OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are fixed)."),
+    Setting("wsgi_app", flags=(), default=None, section="server", parse=str, metavar="MODULE:APP",
+            doc="The application, MODULE:APP, when not given on the command line (config file or PREFORK_WSGI_APP)."),
+    Setting("logconfig", flags=("--log-config",), default=None, section="logging", parse=str, metavar="FILE",
+            hup=False,
+            doc="A logging.config.fileConfig file applied after prefork's own logging setup; a configuration of the "
+                "'prefork.error' logger replaces prefork's handlers."),
+    Setting("logconfig_dict", flags=("--log-config-dict",), default=None, section="logging", parse=json_mapping,
+            metavar="JSON", hup=False,
+            doc="A logging.config.dictConfig mapping (JSON on the command line or in the environment, a dict in a "
+                "config file), applied like --log-config."),
+    Setting("capture_output", flags=("--capture-output",), default=False, section="logging", flag=True, hup=False,
+            doc="Send the stdout and stderr of the workers (print() in the application) to the error log file."),
+    Setting("syslog", flags=("--log-syslog",), default=False, section="logging", flag=True, hup=False,
+            doc="Also send the error log to syslog."),
+    Setting("syslog_addr", flags=("--log-syslog-to",), default="unix:///dev/log", section="logging", parse=str,
+            metavar="ADDRESS", hup=False,
+            doc="Where syslog listens: unix://PATH, udp://HOST:PORT or tcp://HOST:PORT."),
+    Setting("syslog_prefix", flags=("--log-syslog-prefix",), default=None, section="logging", parse=str,
+            metavar="PREFIX", hup=False,
+            doc="The program name in syslog lines (default: prefork.NAME)."),
+    Setting("syslog_facility", flags=("--log-syslog-facility",), default="user", section="logging", parse=str,
+            metavar="FACILITY", hup=False,
+            doc="Syslog facility name."),
+    Setting("access_log_json", flags=("--access-log-json",), default=False, section="logging", flag=True,
+            doc="Write the access log as one JSON object per line (time, remote_addr, method, uri, path, query, "
+                "protocol, status, bytes, duration_ms, referer, user_agent, request_id, pid) instead of "
+                "access_log_format."),
+    Setting("proc_name", flags=("-n", "--name"), default=None, section="process", parse=str, metavar="NAME",
+            doc="Process name shown in ps/top (needs setproctitle)."),
+    Setting("daemon", flags=("-D", "--daemon"), default=False, section="process", flag=True, hup=False,
+            doc="Detach from the terminal and run in the background (stdio to /dev/null; use --pid and log files). "
+                "Under systemd or a container, leave it off."),
+    Setting("logconfig_json", flags=("--log-config-json",), default=None, section="logging", parse=str,
+            metavar="FILE", hup=False,
+            doc="A JSON file holding a logging.config.dictConfig mapping, applied like --log-config-dict."),
+    Setting("metrics_bind", flags=("--metrics-bind",), default=None, section="metrics", parse=str, metavar="ADDRESS",
+            hup=False,
+            doc="Serve /metrics (Prometheus), /status (JSON), /livez and /readyz from the master on this internal "
+                "address (HOST:PORT or unix:PATH; never the public port). It answers even when every worker is busy "
+                "or hung."),
+    Setting("statsd_host", flags=("--statsd-host",), default=None, section="metrics", parse=str, metavar="ADDRESS",
+            hup=False,
+            doc="Send gunicorn's statsd metrics (requests, request duration, status codes, workers, log levels) over "
+                "UDP to HOST:PORT (or unix:PATH). Never blocks a request: a full socket drops the metric."),
+    Setting("statsd_prefix", flags=("--statsd-prefix",), default="", section="metrics", parse=str, metavar="PREFIX",
+            hup=False,
+            doc="Prefix for the statsd metric names (a dot is added)."),
+    Setting("dogstatsd_tags", flags=("--dogstatsd-tags",), default="", section="metrics", parse=str, metavar="TAGS",
+            hup=False,
+            doc="Comma-separated DogStatsD tags (key:value) added to every statsd metric."),
+    Setting("reload", flags=("--reload",), default=False, section="development", flag=True, hup=False,
+            doc="Development: reload the workers (a graceful HUP) when a source file of the application or a "
+                "--reload-extra-file changes."),
+    Setting("reload_engine", flags=("--reload-engine",), default="auto", section="development", parse=str,
+            metavar="ENGINE", choices=("auto", "poll", "inotify"), hup=False,
+            doc="How --reload notices changes: auto or poll (gunicorn's inotify is accepted and polls too)."),
+    Setting("reload_extra_files", flags=("--reload-extra-file",), default=[], section="development", parse=str,
+            metavar="FILE", append=True, hup=False,
+            doc="Another file --reload watches (repeatable)."),
+    Setting("paste", flags=("--paste", "--paster"), default=None, section="server", parse=str, metavar="INI",
+            hup=False,
+            doc="Load the application from a PasteDeploy .ini file (needs the PasteDeploy package) instead of "
+                "MODULE:APP."),
+    Setting("raw_paste_global_conf", flags=("--paste-global",), default=[], section="server", parse=env_assignment,
+            metavar="KEY=VALUE", append=True, hup=False,
+            doc="KEY=VALUE global_conf for --paste (repeatable)."),
 )
+# fmt: on
 
 # Server hooks, with gunicorn's names and signatures. "server" is the master (.log, .cfg, .pid),
 # "worker" a worker (.log, .cfg, .pid, .age), "req" the request head (.method, .path, .query, .uri,
@@ -274,7 +330,7 @@ _HOOKS = (
     ("on_exit", "server", "Called in the master just before it exits."),
 )
 SETTINGS += tuple(
-    Setting(name, (), None, f"Server hook `{name}({signature})`. {doc}", "hooks", hook=True)
+    Setting(name, flags=(), default=None, section="hooks", hook=True, doc=f"Server hook `{name}({signature})`. {doc}")
     for name, signature, doc in _HOOKS
 )
 
@@ -407,14 +463,25 @@ def build_parser(prog: str = "prefork") -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
     meta = parser.add_argument_group("configuration")
-    meta.add_argument("-c", "--config", metavar="FILE", help="Python config file with gunicorn's setting names "
-                      "(default: ./prefork.conf.py when it exists).")
-    meta.add_argument("--check-config", action="store_true", help="Check the settings, the binds and the "
-                      "application import, then exit: 0 when all is well.")
-    meta.add_argument("--print-config", action="store_true", help="Print every effective setting with its "
-                      "source (default, file, env, cli), then exit.")
-    meta.add_argument("--strict-config", action="store_true", help="Unknown names in the config file are "
-                      "errors, not warnings.")
+    meta.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="Python config file with gunicorn's setting names (default: ./prefork.conf.py when it exists).",
+    )
+    meta.add_argument(
+        "--check-config",
+        action="store_true",
+        help="Check the settings, the binds and the application import, then exit: 0 when all is well.",
+    )
+    meta.add_argument(
+        "--print-config",
+        action="store_true",
+        help="Print every effective setting with its source (default, file, env, cli), then exit.",
+    )
+    meta.add_argument(
+        "--strict-config", action="store_true", help="Unknown names in the config file are errors, not warnings."
+    )
     meta.add_argument("--version", action="version", version=f"prefork {__version__}")
     groups: dict[str, argparse._ArgumentGroup] = {}
     for setting in SETTINGS:
@@ -443,8 +510,7 @@ def build_parser(prog: str = "prefork") -> argparse.ArgumentParser:
             compat.add_argument(*entry.flags, dest=entry.name, metavar="VALUE", help=compat_help(entry))
         elif entry.flags:
             compat.add_argument(*entry.flags, dest=entry.name, action="store_true", help=compat_help(entry))
-    parser.add_argument("app_uri", metavar="MODULE:APP", nargs="?",
-                        help="WSGI application, e.g. myproject.wsgi:app")
+    parser.add_argument("app_uri", metavar="MODULE:APP", nargs="?", help="WSGI application, e.g. myproject.wsgi:app")
     return parser
 
 

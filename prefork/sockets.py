@@ -128,8 +128,12 @@ def _timeval(seconds: float) -> bytes:
     return struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
 
 
-def bind(address: str, backlog: int, umask: int | None = None, owner: tuple[int | None, int | None] = (None, None),
-         ) -> Listener:
+def bind(
+    address: str,
+    backlog: int,
+    umask: int | None = None,
+    owner: tuple[int | None, int | None] = (None, None),
+) -> Listener:
     """Listen on ``address``; ``fd://N`` takes over an open listening socket. A unix socket is created
     with mode 0777 less ``umask`` (0 by default, as gunicorn: the proxy's user must connect) and owned
     by ``owner`` (--user/--group). ``[::]`` accepts IPv4 too, as in gunicorn; a specific IPv6 address

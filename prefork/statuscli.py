@@ -46,18 +46,22 @@ def table(status: dict[str, Any]) -> str:
     master = status["master"]
     state = "stopping" if master["stopping"] else ("ready" if master["ready"] else "not ready")
     restarts = " ".join(f"{k}={v}" for k, v in sorted(status["restarts"].items())) or "none"
-    lines = [f"master {master['pid']}  generation {master['generation']}  {state}  "
-             f"cpu {master.get('cpu_seconds', 0):.2f}s  rss {_mib(master.get('resident_bytes'))}  "
-             f"requests {status['requests_total']}  restarts {restarts}",
-             f"{'slot':>4} {'pid':>7} {'gen':>3} {'state':<9} {'requests':>9} {'conns':>5} {'handoffs':>9} "
-             f"{'rss':>7} {'cpu':>7}  oldest request"]
+    lines = [
+        f"master {master['pid']}  generation {master['generation']}  {state}  "
+        f"cpu {master.get('cpu_seconds', 0):.2f}s  rss {_mib(master.get('resident_bytes'))}  "
+        f"requests {status['requests_total']}  restarts {restarts}",
+        f"{'slot':>4} {'pid':>7} {'gen':>3} {'state':<9} {'requests':>9} {'conns':>5} {'handoffs':>9} "
+        f"{'rss':>7} {'cpu':>7}  oldest request",
+    ]
     for worker in status["workers"]:
         running = sorted(worker["running"], key=lambda r: -r["age"])
         oldest = f"{running[0]['request'][:50]} {running[0]['age']:.1f}s" if running else "-"
-        lines.append(f"{worker['slot']:>4} {worker['pid']:>7} {worker['generation']:>3} {worker['state']:<9} "
-                     f"{worker['requests']:>9} {worker['connections']:>5} "
-                     f"{worker['handed_off']:>4}/{worker['taken_over']:<4} {_mib(worker.get('resident_bytes')):>7} "
-                     f"{worker.get('cpu_seconds', 0):>6.2f}s  {oldest}")
+        lines.append(
+            f"{worker['slot']:>4} {worker['pid']:>7} {worker['generation']:>3} {worker['state']:<9} "
+            f"{worker['requests']:>9} {worker['connections']:>5} "
+            f"{worker['handed_off']:>4}/{worker['taken_over']:<4} {_mib(worker.get('resident_bytes')):>7} "
+            f"{worker.get('cpu_seconds', 0):>6.2f}s  {oldest}"
+        )
     return "\n".join(lines)
 
 
@@ -76,15 +80,21 @@ def percentile(buckets: dict[str, int], fraction: float) -> str:
 
 def interval_line(before: dict[str, Any], after: dict[str, Any], seconds: float) -> str:
     rate = (after["requests_total"] - before["requests_total"]) / seconds
-    delta = {bound: after["duration_buckets"][bound] - before["duration_buckets"].get(bound, 0)
-             for bound in after["duration_buckets"]}
+    delta = {
+        bound: after["duration_buckets"][bound] - before["duration_buckets"].get(bound, 0)
+        for bound in after["duration_buckets"]
+    }
     return f"{rate:.1f} req/s  p50 {percentile(delta, 0.5)}  p99 {percentile(delta, 0.99)}  (last {seconds:.1f}s)"
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"prefork {argv[0]}", description=__doc__.splitlines()[0])
-    parser.add_argument("address", nargs="?", default=os.environ.get("PREFORK_METRICS_BIND"),
-                        help="the --metrics-bind address (default: $PREFORK_METRICS_BIND)")
+    parser.add_argument(
+        "address",
+        nargs="?",
+        default=os.environ.get("PREFORK_METRICS_BIND"),
+        help="the --metrics-bind address (default: $PREFORK_METRICS_BIND)",
+    )
     parser.add_argument("--interval", type=float, default=1.0, help="top: seconds between refreshes")
     parser.add_argument("--count", type=int, default=0, help="top: stop after this many refreshes (0: never)")
     args = parser.parse_args(argv[1:])

@@ -16,8 +16,14 @@ from typing import Any
 from .conn import RECV_SIZE, ClientDisconnected, Connection
 from .http.errors import RequestTimeout
 
-CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED,
-             "0": ssl.CERT_NONE, "1": ssl.CERT_OPTIONAL, "2": ssl.CERT_REQUIRED}
+CERT_REQS = {
+    "none": ssl.CERT_NONE,
+    "optional": ssl.CERT_OPTIONAL,
+    "required": ssl.CERT_REQUIRED,
+    "0": ssl.CERT_NONE,
+    "1": ssl.CERT_OPTIONAL,
+    "2": ssl.CERT_REQUIRED,
+}
 
 
 def server_context(settings: Any) -> ssl.SSLContext | None:

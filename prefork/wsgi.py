@@ -55,8 +55,23 @@ class FileWrapper:
 class Response:
     """The response side of one request: start_response, write and the framing decisions."""
 
-    __slots__ = ("conn", "handler", "is_head", "http11", "keep_alive", "status", "headers", "headers_sent",
-                 "code", "chunked", "length", "skip_body", "sent", "problem", "input")
+    __slots__ = (
+        "conn",
+        "handler",
+        "is_head",
+        "http11",
+        "keep_alive",
+        "status",
+        "headers",
+        "headers_sent",
+        "code",
+        "chunked",
+        "length",
+        "skip_body",
+        "sent",
+        "problem",
+        "input",
+    )
 
     def __init__(self, conn: Connection, head: RequestHead, handler: WSGIHandler) -> None:
         self.conn = conn
@@ -108,10 +123,12 @@ class Response:
         self.code = app.code
         # --keep-alive 0 or a stopping worker: no more requests here; nor when the request body
         # cannot be drained after the response (say so now, in the head).
-        keep_alive = (self.keep_alive and self.handler.reuse_connections
-                      and (self.input is None or self.input.can_finish()))
+        keep_alive = (
+            self.keep_alive and self.handler.reuse_connections and (self.input is None or self.input.can_finish())
+        )
         head, self.skip_body, self.length, self.chunked, self.keep_alive = frame(
-            app, body_length, self.is_head, self.http11, keep_alive, date_header())
+            app, body_length, self.is_head, self.http11, keep_alive, date_header()
+        )
         return head
 
     def _frame(self, data: bytes) -> bytes:
@@ -322,7 +339,7 @@ class WSGIHandler:
             path = env["PATH_INFO"]
             if path != script_name and not path.startswith(script_name + "/"):
                 raise BadRequest(f"request path outside SCRIPT_NAME {script_name}")
-            env["PATH_INFO"] = path[len(script_name):]
+            env["PATH_INFO"] = path[len(script_name) :]
         return env
 
     def _server_from_host(self, host: str) -> tuple[str, str]:
@@ -439,8 +456,9 @@ class WSGIHandler:
         if self.statsd is not None:
             self.statsd.request(response.code, perf_counter() - started)
         if self.observations is not None:
-            self.observations.append((head.method, response.code, perf_counter() - started, head.content_length,
-                                      response.sent))
+            self.observations.append(
+                (head.method, response.code, perf_counter() - started, head.content_length, response.sent)
+            )
         if self.post_request is not None:
             self._call_hook(self.post_request, head, environ, response)
 

@@ -26,8 +26,16 @@ def server(request, tmp_path_factory, payload_file):
     tmp = tmp_path_factory.mktemp("server")
     close_log = tmp / "close.log"
     srv = start_server(
-        tmp, *WORKER_CLASSES[request.param], "--keep-alive", "2", "--header-timeout", "2", "--read-timeout", "2",
-        "--limit-request-body", "1000000",
+        tmp,
+        *WORKER_CLASSES[request.param],
+        "--keep-alive",
+        "2",
+        "--header-timeout",
+        "2",
+        "--read-timeout",
+        "2",
+        "--limit-request-body",
+        "1000000",
         env={"PREFORK_TEST_FILE": payload_file, "PREFORK_TEST_CLOSE_LOG": str(close_log)},
     )
     srv.extra["close_log"] = close_log

@@ -29,19 +29,48 @@ from prefork.http.parser import Limits, parse_head
 
 LIMITS = Limits(max_line=4094, max_fields=100, max_field_size=8190)
 METHODS = [b"GET", b"POST", b"HEAD", b"PUT", b"OPTIONS", b"DELETE", b"PATCH", b"G-T", b"get", b"CONNECT"]
-TARGETS = [b"/", b"/a/b?c=d", b"*", b"http://example.org/x", b"https://h:8443/", b"/%41", b"//x", b"/a#f",
-           b"http://:80/x", b"example.org:443"]
+TARGETS = [
+    b"/",
+    b"/a/b?c=d",
+    b"*",
+    b"http://example.org/x",
+    b"https://h:8443/",
+    b"/%41",
+    b"//x",
+    b"/a#f",
+    b"http://:80/x",
+    b"example.org:443",
+]
 VERSIONS = [b"HTTP/1.1", b"HTTP/1.0", b"HTTP/1.2", b"HTTP/2.0", b"http/1.1", b"HTTP/1.10"]
 FIELDS = [
-    b"Host: example.org", b"Host: h:8000", b"Host: ", b"Host: :80", b"Host: [::1]:80",
-    b"Content-Length: 5", b"Content-Length: 0", b"Content-Length: 05", b"Content-Length: 5, 5",
-    b"Content-Length: +5", b"Content-Length: 99999999999999999999",
-    b"Transfer-Encoding: chunked", b"Transfer-Encoding: gzip, chunked", b"Transfer-Encoding: chunked, gzip",
-    b"Transfer-Encoding: identity", b"Transfer-Encoding: CHUNKED", b"Transfer-Encoding:chunked",
-    b"Connection: close", b"Connection: keep-alive, Upgrade", b"Expect: 100-continue",
-    b"Content-Type: text/plain", b"X-A: b", b"X-Empty:", b"x-under_score: 1", b"Cookie: a=b; c=d",
+    b"Host: example.org",
+    b"Host: h:8000",
+    b"Host: ",
+    b"Host: :80",
+    b"Host: [::1]:80",
+    b"Content-Length: 5",
+    b"Content-Length: 0",
+    b"Content-Length: 05",
+    b"Content-Length: 5, 5",
+    b"Content-Length: +5",
+    b"Content-Length: 99999999999999999999",
+    b"Transfer-Encoding: chunked",
+    b"Transfer-Encoding: gzip, chunked",
+    b"Transfer-Encoding: chunked, gzip",
+    b"Transfer-Encoding: identity",
+    b"Transfer-Encoding: CHUNKED",
+    b"Transfer-Encoding:chunked",
+    b"Connection: close",
+    b"Connection: keep-alive, Upgrade",
+    b"Expect: 100-continue",
+    b"Content-Type: text/plain",
+    b"X-A: b",
+    b"X-Empty:",
+    b"x-under_score: 1",
+    b"Cookie: a=b; c=d",
 ]
 INTERESTING = [b"\r", b"\n", b"\t", b" ", b"\x00", b"\x7f", b"\xa0", b"\x85", b":", b",", b'"', b"\r\n", b"a"]
+
 
 def explained(raw: bytes) -> bytes:
     """``raw`` with the documented differences undone; prefork may accept what h11 refuses only when
@@ -71,7 +100,7 @@ def generate(rng: random.Random) -> bytes:
         elif kind < 0.7 and pos < len(raw):
             del raw[pos]
         elif pos < len(raw):
-            raw[pos:pos + 1] = rng.choice(INTERESTING)
+            raw[pos : pos + 1] = rng.choice(INTERESTING)
     return bytes(raw)
 
 
@@ -81,7 +110,7 @@ def prefork_verdict(raw: bytes, sizes: list[int] | None = None):
     scanned = pos = 0
     try:
         for size in [*(sizes or []), len(raw)]:
-            buf += raw[pos:pos + size]
+            buf += raw[pos : pos + size]
             pos += size
             parsed = parse_head(buf, LIMITS, scanned)
             if parsed is not None:
@@ -114,13 +143,16 @@ def framing_of_h11(request: h11.Request) -> tuple[bool, int]:
 def check(raw: bytes, rng: random.Random) -> str | None:
     """The first problem with ``raw``, or None."""
     whole = prefork_verdict(raw)
-    splits = [[1] * len(raw)] + [sorted(rng.sample(range(1, len(raw)), min(3, len(raw) - 1)))
-                                  for _ in range(2) if len(raw) > 3]
+    splits = [[1] * len(raw)] + [
+        sorted(rng.sample(range(1, len(raw)), min(3, len(raw) - 1))) for _ in range(2) if len(raw) > 3
+    ]
     for cuts in splits:
         sizes = [b - a for a, b in zip([0, *cuts], cuts, strict=False)] if cuts and cuts[0] != 1 else cuts
         other = prefork_verdict(raw, sizes)
-        if (other[0], other[1] if other[0] == "reject" else None) != \
-                (whole[0], whole[1] if whole[0] == "reject" else None):
+        if (other[0], other[1] if other[0] == "reject" else None) != (
+            whole[0],
+            whole[1] if whole[0] == "reject" else None,
+        ):
             return f"split-dependent verdict: {whole[0]} {whole[1]!r} vs {other[0]} {other[1]!r}"
     theirs = h11_verdict(raw)
     if whole[0] == "accept" and theirs[0] == "reject":

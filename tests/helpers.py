@@ -78,8 +78,11 @@ class Server:
 
     def wait_started(self, count: int = 1, timeout: float = 10.0) -> None:
         """Wait until the test app has started ``count`` /sleep requests in this server's life."""
-        eventually(lambda: self.log().count("testapp: sleep started") >= count, timeout,
-                   f"{count} /sleep request(s) to start:\n{self.log()[-2000:]}")
+        eventually(
+            lambda: self.log().count("testapp: sleep started") >= count,
+            timeout,
+            f"{count} /sleep request(s) to start:\n{self.log()[-2000:]}",
+        )
 
     def stop(self) -> None:
         """Kill the whole process group (master and workers), whatever state it is in."""
@@ -99,8 +102,15 @@ class Server:
             pass
 
 
-def start_server(tmp_path, *args: str, app: str = "testapp:app", wait: bool = True,
-                 env: dict | None = None, bind: str | None = None, preexec=None) -> Server:
+def start_server(
+    tmp_path,
+    *args: str,
+    app: str = "testapp:app",
+    wait: bool = True,
+    env: dict | None = None,
+    bind: str | None = None,
+    preexec=None,
+) -> Server:
     """Start ``python -m prefork`` in its own process group; wait until it answers."""
     port = free_port()
     log_path = str(tmp_path / f"prefork-{port}.log")
@@ -113,8 +123,15 @@ def start_server(tmp_path, *args: str, app: str = "testapp:app", wait: bool = Tr
     full_env = dict(os.environ, PYTHONPATH=APPS + os.pathsep + ROOT, PYTHONUNBUFFERED="1")
     full_env.update(env or {})
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=APPS, env=full_env,
-                                start_new_session=True, preexec_fn=preexec)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=APPS,
+            env=full_env,
+            start_new_session=True,
+            preexec_fn=preexec,
+        )
     server = Server(proc, port, log_path, unix_path=unix_path)
     if wait:
         try:
@@ -313,9 +330,14 @@ def running_nginx(tmp, http: str, port: int):
     listening on ``port``; stopped (QUIT, then KILL) however the block ends."""
     conf = tmp / "nginx.conf"
     conf.write_text(_NGINX_CONFIG.format(tmp=tmp, http=http))
-    nginx = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp)], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+    nginx = subprocess.Popen(
+        [NGINX, "-c", str(conf), "-p", str(tmp)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
+
         def listening() -> bool:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -372,8 +394,14 @@ def background_get(server: Server, path: str) -> dict:
 
 
 def run_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "prefork", *args], capture_output=True, text=True, timeout=60,
-                          cwd=APPS, env=dict(os.environ, PYTHONPATH=APPS + os.pathsep + ROOT, **(env or {})))
+    return subprocess.run(
+        [sys.executable, "-m", "prefork", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=APPS,
+        env=dict(os.environ, PYTHONPATH=APPS + os.pathsep + ROOT, **(env or {})),
+    )
 
 
 # -- the request corpus (tests/corpus: NAME.http raw bytes, NAME.json the expected verdict) ----------

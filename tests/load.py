@@ -50,8 +50,9 @@ class Load:
                 if predicate(self):
                     return
             time.sleep(0.05)
-        raise AssertionError(f"load condition not met: ok={self.ok} failures={self.failures[:5]} "
-                             f"bodies={dict(self.bodies)}")
+        raise AssertionError(
+            f"load condition not met: ok={self.ok} failures={self.failures[:5]} bodies={dict(self.bodies)}"
+        )
 
     def _record(self, body: bytes | None, failure: str = "") -> None:
         with self._lock:
@@ -100,4 +101,3 @@ class Load:
                 time.sleep(self.pause)
         if client is not None:
             client.sock.close()
-

@@ -64,9 +64,11 @@ def test_default_server_leaves_heavy_modules_unimported():
     import sys
 
     heavy = ("ssl", "logging.config", "logging.handlers", "email.utils", "dataclasses", "difflib")
-    code = ("import sys; before = set(sys.modules); "
-            "import prefork.cli, prefork.arbiter, prefork.workers.sync, prefork.workers.threaded, prefork.wsgi; "
-            f"print(' '.join(m for m in {heavy!r} if m in sys.modules and m not in before))")
+    code = (
+        "import sys; before = set(sys.modules); "
+        "import prefork.cli, prefork.arbiter, prefork.workers.sync, prefork.workers.threaded, prefork.wsgi; "
+        f"print(' '.join(m for m in {heavy!r} if m in sys.modules and m not in before))"
+    )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert loaded == []
 

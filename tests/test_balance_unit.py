@@ -12,21 +12,26 @@ from prefork.balance import client_io_timeout, reclaim_candidate, should_accept,
 from prefork.handoff import Channel, Parcel, decode, encode
 
 
-@pytest.mark.parametrize(("mine", "siblings", "verdict"), [
-    (0, [5, 5], True),  # an empty worker always accepts
-    (1, [0, 0], True),  # within the slack
-    (2, [0, 3], False),  # ahead of the least-loaded sibling by more than the slack
-    (2, [1, 3], True),
-    (10, [], True),  # no sibling can take one (all busy, or none): accept
-    (11, [10, 12], True),
-    (12, [10, 12], False),
-])
+@pytest.mark.parametrize(
+    ("mine", "siblings", "verdict"),
+    [
+        (0, [5, 5], True),  # an empty worker always accepts
+        (1, [0, 0], True),  # within the slack
+        (2, [0, 3], False),  # ahead of the least-loaded sibling by more than the slack
+        (2, [1, 3], True),
+        (10, [], True),  # no sibling can take one (all busy, or none): accept
+        (11, [10, 12], True),
+        (12, [10, 12], False),
+    ],
+)
 def test_should_accept(mine, siblings, verdict):
     assert should_accept(mine, siblings) is verdict
 
 
-@pytest.mark.parametrize(("mine", "siblings", "excess"), [
-    (40, [0, 0, 0], 20), (3, [0], 1), (2, [0], 0), (2, [], 0), (10, [4, 9], 3), (6, [5], 0)])
+@pytest.mark.parametrize(
+    ("mine", "siblings", "excess"),
+    [(40, [0, 0, 0], 20), (3, [0], 1), (2, [0], 0), (2, [], 0), (10, [4, 9], 3), (6, [5], 0)],
+)
 def test_surplus_hands_back_half_the_lead(mine, siblings, excess):
     assert surplus(mine, siblings) == excess
 
@@ -38,8 +43,12 @@ def conn(**fields):
 
 def test_reclaim_candidate_is_the_longest_idle_keepalive_connection():
     oldest, newer = conn(idle_since=1.0), conn(idle_since=5.0)
-    others = [conn(busy=True, idle_since=0.1), conn(head_since=3.0, idle_since=0.2),
-              conn(buf=b"GET", idle_since=0.3), conn(requests=0, idle_since=0.4)]
+    others = [
+        conn(busy=True, idle_since=0.1),
+        conn(head_since=3.0, idle_since=0.2),
+        conn(buf=b"GET", idle_since=0.3),
+        conn(requests=0, idle_since=0.4),
+    ]
     assert reclaim_candidate([newer, *others, oldest]) is oldest
     assert reclaim_candidate(others) is None
 
@@ -51,15 +60,22 @@ def test_write_too_slow_after_the_grace_only():
     assert not write_too_slow(elapsed=1000, sent=0, grace=10, min_rate=0)
 
 
-@pytest.mark.parametrize(("configured", "timeout", "effective"), [
-    (30, 30, 24), (10, 30, 10), (0, 30, 24), (30, 0, 30), (0, 0, 0)])
+@pytest.mark.parametrize(
+    ("configured", "timeout", "effective"), [(30, 30, 24), (10, 30, 10), (0, 30, 24), (30, 0, 30), (0, 0, 0)]
+)
 def test_client_io_timeouts_end_before_the_master_timeout(configured, timeout, effective):
     assert client_io_timeout(configured, timeout) == effective
 
 
 def test_parcel_round_trip():
-    parcel = Parcel(b"GET / HTTP/1.1\r\n", 3, True, False,
-                    {"REMOTE_ADDR": "10.0.0.1", "REMOTE_PORT": "5", "SERVER_NAME": "h", "SERVER_PORT": "80"}, 0.25)
+    parcel = Parcel(
+        b"GET / HTTP/1.1\r\n",
+        3,
+        True,
+        False,
+        {"REMOTE_ADDR": "10.0.0.1", "REMOTE_PORT": "5", "SERVER_NAME": "h", "SERVER_PORT": "80"},
+        0.25,
+    )
     assert decode(encode(parcel)) == parcel
 
 
@@ -109,8 +125,9 @@ def test_request_stats_batch_and_round_trip_through_the_scoreboard():
     from prefork.stats import SIZE, RequestStats, Totals
 
     stats = RequestStats()
-    stats.observe_batch([("GET", 200, 0.003, 0, 13), ("GET", 200, 0.2, 0, 13), ("BREW", 418, 20.0, 5, 0),
-                         ("POST", 0, 0.01, 100, 0)])
+    stats.observe_batch(
+        [("GET", 200, 0.003, 0, 13), ("GET", 200, 0.2, 0, 13), ("BREW", 418, 20.0, 5, 0), ("POST", 0, 0.01, 100, 0)]
+    )
     stats.observe_batch([("GET", 200, 0.004, 0, 13)])
     board = sb.Scoreboard(2, threads=1, stats_size=SIZE)
     board.stats_block(1)[:] = stats.pack()

@@ -27,8 +27,9 @@ def test_flag_env_and_file_give_the_same_value(tmp_path):
     config = tmp_path / "c.py"
     config.write_text("workers = 3\nkeepalive = 7\nbind = ['127.0.0.1:9000', 'unix:/tmp/x.sock']\n")
     from_file = settings_from(["-c", str(config)])
-    from_env = settings_from([], {"PREFORK_WORKERS": "3", "PREFORK_KEEPALIVE": "7",
-                                  "PREFORK_BIND": "127.0.0.1:9000 unix:/tmp/x.sock"})
+    from_env = settings_from(
+        [], {"PREFORK_WORKERS": "3", "PREFORK_KEEPALIVE": "7", "PREFORK_BIND": "127.0.0.1:9000 unix:/tmp/x.sock"}
+    )
     from_cli = settings_from(["-w", "3", "--keep-alive", "7", "-b", "127.0.0.1:9000", "-b", "unix:/tmp/x.sock"])
     for settings in (from_file, from_env, from_cli):
         assert (settings.workers, settings.keepalive, settings.bind) == (3, 7, ["127.0.0.1:9000", "unix:/tmp/x.sock"])
@@ -37,7 +38,9 @@ def test_flag_env_and_file_give_the_same_value(tmp_path):
 def test_precedence_default_file_env_cli(tmp_path):
     config = tmp_path / "c.py"
     config.write_text("workers = 2\ntimeout = 40\ngraceful_timeout = 5\n")
-    settings = settings_from(["-c", str(config), "-t", "50"], {"PREFORK_TIMEOUT": "45", "PREFORK_GRACEFUL_TIMEOUT": "6"})
+    settings = settings_from(
+        ["-c", str(config), "-t", "50"], {"PREFORK_TIMEOUT": "45", "PREFORK_GRACEFUL_TIMEOUT": "6"}
+    )
     assert (settings.workers, settings.timeout, settings.graceful_timeout, settings.keepalive) == (2, 50, 6, 2)
     assert settings.sources["workers"] == f"file {config}"
     assert settings.sources["graceful_timeout"] == "env"
@@ -168,7 +171,7 @@ def test_hup_rereads_the_config_file(fresh_server, tmp_path):
     assert get(server, "/hello").status == 200
 
 
-HOOKS_CONFIG = '''
+HOOKS_CONFIG = """
 import os
 _LOG = os.environ["PREFORK_TEST_HOOK_LOG"]
 
@@ -191,7 +194,7 @@ def worker_exit(server, worker): _note("worker_exit")
 def nworkers_changed(server, new_value, old_value): _note("nworkers_changed", old_value, new_value)
 def on_exit(server): _note("on_exit")
 def worker_int(worker): raise RuntimeError("a broken hook")
-'''
+"""
 
 
 def test_gunicorn_hooks_fire_and_a_failing_hook_is_harmless(fresh_server, tmp_path):
@@ -205,8 +208,9 @@ def test_gunicorn_hooks_fire_and_a_failing_hook_is_harmless(fresh_server, tmp_pa
     old = child_pids(server.pid)
     server.signal(signal.SIGHUP)
     # HUP re-reads the settings: the worker count returns to the configured 1, as in gunicorn
-    eventually(lambda: len(child_pids(server.pid)) == 1 and not child_pids(server.pid) & old,
-               what="the new generation alone")
+    eventually(
+        lambda: len(child_pids(server.pid)) == 1 and not child_pids(server.pid) & old, what="the new generation alone"
+    )
     worker = sorted(child_pids(server.pid))[0]
     os.kill(worker, signal.SIGINT)  # its worker_int hook raises: logged, nothing else happens
     server.wait_log("Hook worker_int raised")
@@ -215,9 +219,16 @@ def test_gunicorn_hooks_fire_and_a_failing_hook_is_harmless(fresh_server, tmp_pa
     notes = hook_log.read_text().splitlines()
     names = [line.split()[0] for line in notes]
     assert names[:2] == ["on_starting", "when_ready"] and names[-1] == "on_exit"
-    for expected in ("pre_fork 0", "post_fork True", "post_worker_init True", "pre_request GET /hello",
-                     "post_request /hello?x=1 200 OK", "nworkers_changed 1 2", "on_reload",
-                     "nworkers_changed 2 1"):
+    for expected in (
+        "pre_fork 0",
+        "post_fork True",
+        "post_worker_init True",
+        "pre_request GET /hello",
+        "post_request /hello?x=1 200 OK",
+        "nworkers_changed 1 2",
+        "on_reload",
+        "nworkers_changed 2 1",
+    ):
         assert expected in notes, (expected, notes)
     assert {"child_exit", "worker_exit"} <= set(names)
     assert "Traceback" in server.log() and "a broken hook" in server.log()

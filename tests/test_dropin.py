@@ -24,19 +24,28 @@ CONFIG_FILES = {
         "log_dir = '/var/log/myapp'\ninstall_dir = os.path.dirname(__file__)\nhost = '0.0.0.0'\nport = 8000\n"
         "cores = multiprocessing.cpu_count()\nworkers = 2\nthread = 4\nacceslogformat = '%(h)s'\n"
         "logfile = '-'\ncommand = '/usr/bin/gunicorn'\n",
-        ["unknown setting 'thread' ignored; did you mean 'threads'", "'acceslogformat'", "'log_dir'", "'logfile'"]),
+        ["unknown setting 'thread' ignored; did you mean 'threads'", "'acceslogformat'", "'log_dir'", "'logfile'"],
+    ),
     "settings at their off value": (
-        "daemon = False\nspew = False\nreload = False\nsendfile = True\nheader_map = 'drop'\n", []),
+        "daemon = False\nspew = False\nreload = False\nsendfile = True\nheader_map = 'drop'\n",
+        [],
+    ),
     "worker_tmp_dir and friends": (
         "worker_tmp_dir = '/dev/shm'\nreuse_port = True\ninitgroups = True\ncontrol_socket = '/tmp/x'\n"
-        "control_socket_disable = True\n", ["worker_tmp_dir has no effect"]),
+        "control_socket_disable = True\n",
+        ["worker_tmp_dir has no effect"],
+    ),
     "a worker_class overridden on the command line": ("worker_class = 'gevent'\nworker_connections = 50\n", []),
     "logconfig_dict holding a stream": (
         "import sys\nlogconfig_dict = {'version': 1, 'handlers': {'out': {'class': 'logging.StreamHandler', "
-        "'stream': sys.stdout}}, 'loggers': {'myapp': {'handlers': ['out']}}}\n", []),
+        "'stream': sys.stdout}}, 'loggers': {'myapp': {'handlers': ['out']}}}\n",
+        [],
+    ),
     "hooks and a helper function": (
         "def when_ready(server):\n    server.log.info('ready hook ran')\n"
-        "def helper():\n    return 1\nworkers = helper() + 1\n", ["ready hook ran"]),
+        "def helper():\n    return 1\nworkers = helper() + 1\n",
+        ["ready hook ran"],
+    ),
 }
 
 
@@ -69,17 +78,27 @@ def test_config_from_a_python_module(fresh_server, tmp_path):
     assert "--max-requests 1000 from the module" in server.log()
 
 
-@pytest.mark.parametrize("flags", [
-    ["--worker-tmp-dir", "/dev/shm"], ["--reuse-port", "--no-sendfile", "--initgroups", "-R"],
-    ["--proxy-allow-from", "127.0.0.1"], ["--disable-redirect-access-to-syslog", "--suppress-ragged-eofs"],
-])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--worker-tmp-dir", "/dev/shm"],
+        ["--reuse-port", "--no-sendfile", "--initgroups", "-R"],
+        ["--proxy-allow-from", "127.0.0.1"],
+        ["--disable-redirect-access-to-syslog", "--suppress-ragged-eofs"],
+    ],
+)
 def test_accepted_gunicorn_flags(fresh_server, flags):
     assert get(fresh_server(*flags), "/hello").status == 200
 
 
 def test_refused_flags_fail_with_the_reason():
-    out = subprocess.run([sys.executable, "-m", "prefork", "--strip-header-spaces", "testapp:app"],
-                         capture_output=True, text=True, timeout=30, cwd=APPS)
+    out = subprocess.run(
+        [sys.executable, "-m", "prefork", "--strip-header-spaces", "testapp:app"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=APPS,
+    )
     assert out.returncode == 1 and "smuggling" in out.stderr
 
 
@@ -144,9 +163,15 @@ def test_fd_bind(tmp_path):
     log_path = tmp_path / "fd.log"
     env = dict(os.environ, PYTHONPATH=APPS + os.pathsep + ROOT)
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "prefork", "-b", f"fd://{listener.fileno()}", "testapp:app"],
-                                stdout=log, stderr=subprocess.STDOUT, cwd=APPS, env=env, pass_fds=[listener.fileno()],
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prefork", "-b", f"fd://{listener.fileno()}", "testapp:app"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=APPS,
+            env=env,
+            pass_fds=[listener.fileno()],
+            start_new_session=True,
+        )
     listener.close()
     try:
         from helpers import Server
@@ -163,21 +188,27 @@ def test_statsd_metrics_with_gunicorn_names(fresh_server):
     receiver.settimeout(5)
     port = receiver.getsockname()[1]
     try:
-        server = fresh_server("--statsd-host", f"127.0.0.1:{port}", "--statsd-prefix", "shop",
-                              "--dogstatsd-tags", "env:test")
+        server = fresh_server(
+            "--statsd-host", f"127.0.0.1:{port}", "--statsd-prefix", "shop", "--dogstatsd-tags", "env:test"
+        )
         get(server, "/hello")
         get(server, "/no-such-route")
         lines: list[str] = []
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not (any("status.404" in line for line in lines)
-                                                   and any("workers" in line for line in lines)):
+        while time.monotonic() < deadline and not (
+            any("status.404" in line for line in lines) and any("workers" in line for line in lines)
+        ):
             lines.append(receiver.recv(1000).decode())
     finally:
         receiver.close()
     text = "\n".join(lines)
-    for expected in ("shop.gunicorn.requests:1|c|#env:test", "shop.gunicorn.request.status.200:1|c",
-                     "shop.gunicorn.request.status.404:1|c", "shop.gunicorn.workers:1|g",
-                     "shop.gunicorn.request.duration:"):
+    for expected in (
+        "shop.gunicorn.requests:1|c|#env:test",
+        "shop.gunicorn.request.status.200:1|c",
+        "shop.gunicorn.request.status.404:1|c",
+        "shop.gunicorn.workers:1|g",
+        "shop.gunicorn.request.duration:",
+    ):
         assert expected in text, (expected, text)
 
 
@@ -209,9 +240,25 @@ def test_daemon_detaches_and_writes_its_pidfile(tmp_path):
     pidfile = tmp_path / "d.pid"
     port = free_port()
     env = dict(os.environ, PYTHONPATH=APPS + os.pathsep + ROOT)
-    out = subprocess.run([sys.executable, "-m", "prefork", "-D", "-p", str(pidfile), "-b", f"127.0.0.1:{port}",
-                          "--error-logfile", str(tmp_path / "err.log"), "testapp:app"],
-                         cwd=APPS, env=env, timeout=30, capture_output=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "prefork",
+            "-D",
+            "-p",
+            str(pidfile),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--error-logfile",
+            str(tmp_path / "err.log"),
+            "testapp:app",
+        ],
+        cwd=APPS,
+        env=env,
+        timeout=30,
+        capture_output=True,
+    )
     assert out.returncode == 0  # the launcher returns at once
     eventually(pidfile.exists, 15, "the daemon's pidfile")
     pid = int(pidfile.read_text())
@@ -241,8 +288,16 @@ def test_environ_keys_libraries_look_for(fresh_server):
 def test_log_details_as_gunicorn(fresh_server, tmp_path):
     access = tmp_path / "access.log"
     path = tmp_path / "u.sock"
-    server = fresh_server("--access-logfile", str(access), "--access-logformat", "[%(h)s] [%({EMPTY_VAR}e)s]",
-                          "--log-level", "debug", bind=f"unix:{path}", env={"EMPTY_VAR": ""})
+    server = fresh_server(
+        "--access-logfile",
+        str(access),
+        "--access-logformat",
+        "[%(h)s] [%({EMPTY_VAR}e)s]",
+        "--log-level",
+        "debug",
+        bind=f"unix:{path}",
+        env={"EMPTY_VAR": ""},
+    )
     raw = b"GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
     request(server, raw)
     eventually(lambda: access.exists() and "[" in access.read_text(), 10, "an access line")

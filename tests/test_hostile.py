@@ -52,7 +52,9 @@ def test_a_field_line_without_colon_is_refused_even_when_its_name_is_cached():  
     assert verdict(b"GET / HTTP/1.1\r\nHost: a\r\nX-Anything\r\n\r\n") == 400
 
 
-@pytest.mark.parametrize("raw", [b"GET / HTTP/1.1\r\nHost: :80\r\n\r\n", b"GET http://:80/x HTTP/1.1\r\nHost: a\r\n\r\n"])
+@pytest.mark.parametrize(
+    "raw", [b"GET / HTTP/1.1\r\nHost: :80\r\n\r\n", b"GET http://:80/x HTTP/1.1\r\nHost: a\r\n\r\n"]
+)
 def test_an_empty_host_is_refused(raw):  # G5
     assert verdict(raw) == 400
 
@@ -142,7 +144,7 @@ def feed(raw: bytes, sizes: list[int], limits: Limits = LIMITS):
     scanned = pos = 0
     try:
         for size in [*sizes, len(raw)]:
-            buf += raw[pos:pos + size]
+            buf += raw[pos : pos + size]
             pos += size
             parsed = parse_head(buf, limits, scanned)
             if parsed is not None:
@@ -153,30 +155,36 @@ def feed(raw: bytes, sizes: list[int], limits: Limits = LIMITS):
     return None
 
 
-@pytest.mark.parametrize("raw", [
-    b"GET /" + b"a" * (4094 - 15) + b" HTTP/1.1\r\nHost: a\r\n\r\n",  # request line of exactly 4094
-    b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"v" * (8190 - 3) + b"\r\n\r\n",  # field line of exactly 8190
-    b"GET /" + b"a" * (4094 - 14) + b" HTTP/1.1\r\nHost: a\r\n\r\n",  # one over
-    b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"v" * (8190 - 2) + b"\r\n\r\n",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GET /" + b"a" * (4094 - 15) + b" HTTP/1.1\r\nHost: a\r\n\r\n",  # request line of exactly 4094
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"v" * (8190 - 3) + b"\r\n\r\n",  # field line of exactly 8190
+        b"GET /" + b"a" * (4094 - 14) + b" HTTP/1.1\r\nHost: a\r\n\r\n",  # one over
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"v" * (8190 - 2) + b"\r\n\r\n",
+    ],
+)
 def test_the_verdict_does_not_depend_on_where_tcp_cut_the_bytes(raw):  # G4
     whole = feed(raw, [])
-    cuts = [i + 1 for i in range(len(raw)) if raw[i:i + 1] == b"\r"]  # just after each CR
+    cuts = [i + 1 for i in range(len(raw)) if raw[i : i + 1] == b"\r"]  # just after each CR
     for cut in cuts:
         assert feed(raw, [cut]) == whole, cut
     assert feed(raw, [1] * 200 + [4000, 1, 1]) == whole
 
 
-@pytest.mark.parametrize(("size_line", "trailer"), [(b"1" * 16, b"X: " + b"v" * 8187), (b"1" * 17, b"X: " + b"v" * 8188)])
+@pytest.mark.parametrize(
+    ("size_line", "trailer"), [(b"1" * 16, b"X: " + b"v" * 8187), (b"1" * 17, b"X: " + b"v" * 8188)]
+)
 def test_chunk_and_trailer_line_verdicts_do_not_depend_on_the_split(size_line, trailer):  # G4
     from prefork.http.framing import ChunkedDecoder
 
     for body in (size_line + b"\r\n", b"0\r\n" + trailer + b"\r\n\r\n"):
+
         def run(cut: int | None, body=body):
             decoder = ChunkedDecoder(0, 100, 8190)
             buf = b""
             try:
-                for piece in ([body] if cut is None else [body[:cut], body[cut:]]):
+                for piece in [body] if cut is None else [body[:cut], body[cut:]]:
                     buf += piece
                     _, used = decoder.decode(buf)
                     buf = buf[used:]
@@ -185,7 +193,7 @@ def test_chunk_and_trailer_line_verdicts_do_not_depend_on_the_split(size_line, t
             return "ok"
 
         whole = run(None)
-        assert all(run(i + 1) == whole for i in range(len(body)) if body[i:i + 1] == b"\r"), body[:20]
+        assert all(run(i + 1) == whole for i in range(len(body)) if body[i : i + 1] == b"\r"), body[:20]
 
 
 def test_bare_lf_or_a_proxy_line_is_refused_before_the_head_completes():  # G6
@@ -315,10 +323,13 @@ def test_an_aborted_download_is_logged_with_the_bytes_sent(fresh_server, tmp_pat
     assert 0 < int(line.rsplit(" ", 1)[1]) < 500000000
 
 
-@pytest.mark.parametrize("raw", [
-    b"POST /no-read HTTP/1.1\r\nHost: t\r\nContent-Length: 5000000\r\n\r\n" + b"x" * 1000,
-    b"POST /no-read HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"POST /no-read HTTP/1.1\r\nHost: t\r\nContent-Length: 5000000\r\n\r\n" + b"x" * 1000,
+        b"POST /no-read HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n",
+    ],
+)
 def test_a_response_that_ends_in_a_close_says_so_in_its_head(fresh_server, raw):  # G19
     response = request(fresh_server(), raw)
     assert response.status == 200 and response.header("Connection") == "close"

@@ -90,8 +90,10 @@ def test_streaming_body_is_chunked_on_http11(server):
 
 @pytest.mark.parametrize("mode", ["", "lines", "iter", "small"])
 def test_chunked_request_body(server, mode):
-    raw = (f"POST /echo?{mode} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
-           + b"6\r\nline1\n\r\n7;ext=1\r\nline2\nx\r\n0\r\nX-T: 1\r\n\r\n")
+    raw = (
+        f"POST /echo?{mode} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        + b"6\r\nline1\n\r\n7;ext=1\r\nline2\nx\r\n0\r\nX-T: 1\r\n\r\n"
+    )
     with Client(server.connect()) as client:
         client.send(raw)
         assert client.read_response().body == b"line1\nline2\nx"
@@ -109,8 +111,10 @@ def test_chunked_body_sent_slowly_in_pieces(server):
 
 
 def test_environ_contents(server):
-    raw = (b"GET /environ-json/a%20b%2Fc?x=%20y HTTP/1.1\r\nHost: example.com:8080\r\n"
-           b"X-Custom: one\r\nX-Custom: two\r\nCookie: a=1\r\nCookie: b=2\r\nContent-Type: text/x\r\n\r\n")
+    raw = (
+        b"GET /environ-json/a%20b%2Fc?x=%20y HTTP/1.1\r\nHost: example.com:8080\r\n"
+        b"X-Custom: one\r\nX-Custom: two\r\nCookie: a=1\r\nCookie: b=2\r\nContent-Type: text/x\r\n\r\n"
+    )
     env = env_of(server, raw)
     assert env["REQUEST_METHOD"] == "GET"
     assert env["SCRIPT_NAME"] == ""
@@ -176,8 +180,10 @@ def test_expect_100_continue_not_sent_when_app_does_not_read(server):
 
 def test_unread_body_is_drained_and_connection_stays_in_sync(server):
     with Client(server.connect()) as client:
-        client.send(b"POST /no-read HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n0123456789"
-                    b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+        client.send(
+            b"POST /no-read HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n0123456789"
+            b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
         assert client.read_response().body == b"did not read"
         assert client.read_response().body == b"Hello, World!"
 
@@ -231,8 +237,15 @@ def test_exception_after_headers_sent_closes_connection(server):
 
 
 @pytest.mark.parametrize(
-    "path", ["/start-twice", "/bad-header-crlf", "/bad-header-name", "/bad-header-latin1", "/bad-status",
-             "/conflicting-length"],
+    "path",
+    [
+        "/start-twice",
+        "/bad-header-crlf",
+        "/bad-header-name",
+        "/bad-header-latin1",
+        "/bad-status",
+        "/conflicting-length",
+    ],
 )
 def test_invalid_app_responses_become_500(server, path):
     data = exchange(server, f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())

@@ -205,8 +205,9 @@ def test_pidfile_user_group_umask(fresh_server, tmp_path):
     pidfile.parent.mkdir()
     # --preload: the app and the standard library load as root before the workers drop to nobody
     # (this Python lives under /root, which nobody cannot read).
-    server = fresh_server("--preload", "--pid", str(pidfile), "--user", "nobody", "--group", "nogroup",
-                          "--umask", "027")
+    server = fresh_server(
+        "--preload", "--pid", str(pidfile), "--user", "nobody", "--group", "nogroup", "--umask", "027"
+    )
     assert int(pidfile.read_text()) == server.pid
     worker = sorted(workers_of(server))[0]
     with open(f"/proc/{worker}/status") as f:

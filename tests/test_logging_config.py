@@ -22,8 +22,11 @@ def wait_for_text(path, text: str, timeout: float = 10.0) -> str:
 
 def test_log_config_dict_adds_a_handler(fresh_server, tmp_path):
     extra = tmp_path / "extra.log"
-    config = {"version": 1, "handlers": {"extra": {"class": "logging.FileHandler", "filename": str(extra)}},
-              "loggers": {"prefork.error": {"handlers": ["extra"], "level": "INFO"}}}
+    config = {
+        "version": 1,
+        "handlers": {"extra": {"class": "logging.FileHandler", "filename": str(extra)}},
+        "loggers": {"prefork.error": {"handlers": ["extra"], "level": "INFO"}},
+    }
     server = fresh_server("--log-config-dict", json.dumps(config))
     get(server, "/hello")
     assert "Booted worker" in wait_for_text(extra, "Booted worker")  # the configured handler replaced ours
@@ -57,8 +60,15 @@ def test_syslog_over_udp(fresh_server):
     receiver.settimeout(10)
     try:
         port = receiver.getsockname()[1]
-        fresh_server("--log-syslog", "--log-syslog-to", f"udp://127.0.0.1:{port}", "-n", "shop",
-                     "--log-syslog-facility", "local0")
+        fresh_server(
+            "--log-syslog",
+            "--log-syslog-to",
+            f"udp://127.0.0.1:{port}",
+            "-n",
+            "shop",
+            "--log-syslog-facility",
+            "local0",
+        )
         messages = []
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not any(b"Booted worker" in m for m in messages):

@@ -23,10 +23,18 @@ class Sink:
 
 
 ENVIRON = {
-    "REMOTE_ADDR": "10.1.2.3", "REQUEST_METHOD": "GET", "RAW_URI": "/a/b?x=1", "PATH_INFO": "/a/b",
-    "QUERY_STRING": "x=1", "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_REFERER": "http://ref/",
-    "HTTP_USER_AGENT": "curl/8", "HTTP_AUTHORIZATION": "Basic dXNlcjpwYXNz", "HTTP_X_REQ": "abc",
-    "CONTENT_TYPE": "text/plain", "wsgi.url_scheme": "http",
+    "REMOTE_ADDR": "10.1.2.3",
+    "REQUEST_METHOD": "GET",
+    "RAW_URI": "/a/b?x=1",
+    "PATH_INFO": "/a/b",
+    "QUERY_STRING": "x=1",
+    "SERVER_PROTOCOL": "HTTP/1.1",
+    "HTTP_REFERER": "http://ref/",
+    "HTTP_USER_AGENT": "curl/8",
+    "HTTP_AUTHORIZATION": "Basic dXNlcjpwYXNz",
+    "HTTP_X_REQ": "abc",
+    "CONTENT_TYPE": "text/plain",
+    "wsgi.url_scheme": "http",
 }
 RESPONSE = SimpleNamespace(code=200, sent=13, headers_sent=True, headers=[("Content-Type", "text/html")])
 
@@ -40,13 +48,26 @@ def test_default_format_matches_gunicorn():
     text = line('%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"')
     assert re.fullmatch(
         r'10\.1\.2\.3 - user \[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "GET /a/b\?x=1 HTTP/1\.1" '
-        r'200 13 "http://ref/" "curl/8"', text), text
+        r'200 13 "http://ref/" "curl/8"',
+        text,
+    ), text
 
 
 def test_every_atom():
     fmt = "%(m)s|%(U)s|%(q)s|%(H)s|%(s)s|%(B)s|%(b)s|%(T)s|%(M)s|%(D)s|%(L)s|%(p)s"
-    assert line(fmt).split("|")[:11] == ["GET", "/a/b", "x=1", "HTTP/1.1", "200", "13", "13", "1", "1500",
-                                         "1500000", "1.500000"]
+    assert line(fmt).split("|")[:11] == [
+        "GET",
+        "/a/b",
+        "x=1",
+        "HTTP/1.1",
+        "200",
+        "13",
+        "13",
+        "1",
+        "1500",
+        "1500000",
+        "1.500000",
+    ]
     assert re.fullmatch(r"<\d+>", line(fmt).split("|")[11])
 
 
@@ -95,8 +116,9 @@ def test_error_log_format(server):
 
 
 def test_json_access_log_escapes_hostile_values():
-    environ = dict(ENVIRON, HTTP_USER_AGENT='x"}\n{"forged": 1}\\\x00\x1b\xff', RAW_URI='/"\n',
-                   **{"prefork.request_id": "abc-1"})
+    environ = dict(
+        ENVIRON, HTTP_USER_AGENT='x"}\n{"forged": 1}\\\x00\x1b\xff', RAW_URI='/"\n', **{"prefork.request_id": "abc-1"}
+    )
     log = AccessLog(Sink(), as_json=True)
     text = log.line(environ, RESPONSE, 0.25)
     assert "\n" not in text

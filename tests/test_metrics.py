@@ -111,8 +111,11 @@ def test_status_shows_a_hanging_request_with_its_age(metered):
 def test_the_master_answers_while_every_worker_is_stuck(metered):
     server = metered("-w", "1")
     pending = background_get(server, "/sleep?3")
-    eventually(lambda: 'prefork_requests_in_progress 1' in scrape(server.extra["metrics"], "/metrics")[1], 5,
-               "the stuck request seen by the master")
+    eventually(
+        lambda: "prefork_requests_in_progress 1" in scrape(server.extra["metrics"], "/metrics")[1],
+        5,
+        "the stuck request seen by the master",
+    )
     assert scrape(server.extra["metrics"], "/livez") == (200, "ok\n")
     assert pending["thread"].is_alive()  # the only worker is still stuck: the master answered alone
     pending["thread"].join(10)
@@ -132,8 +135,9 @@ def test_prefork_status_and_top(metered):
     server = metered("-w", "2")
     address = f"127.0.0.1:{server.extra['metrics']}"
     env = dict(os.environ, PYTHONPATH=ROOT)
-    out = subprocess.run([sys.executable, "-m", "prefork", "status", address], capture_output=True, text=True,
-                         timeout=30, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "prefork", "status", address], capture_output=True, text=True, timeout=30, env=env
+    )
     assert out.returncode == 0, out.stderr
     assert f"master {server.pid}" in out.stdout and out.stdout.count(" ready    ") == 2  # one row per worker
     stop = threading.Event()
@@ -145,8 +149,13 @@ def test_prefork_status_and_top(metered):
     thread = threading.Thread(target=load, daemon=True)
     thread.start()
     try:
-        out = subprocess.run([sys.executable, "-m", "prefork", "top", address, "--interval", "0.6", "--count", "2"],
-                             capture_output=True, text=True, timeout=30, env=env)
+        out = subprocess.run(
+            [sys.executable, "-m", "prefork", "top", address, "--interval", "0.6", "--count", "2"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
+        )
     finally:
         stop.set()
         thread.join(5)

@@ -47,14 +47,26 @@ def stack(tmp_path_factory):
     app_port = free_port()
     # TCP peers other than 127.0.0.2 are not trusted: nginx's TCP connections come from 127.0.0.1,
     # so only the unix-socket upstream (always trusted) may set the scheme and client address.
-    server = start_server(tmp, "-w", "2", "-b", f"127.0.0.1:{app_port}", "--use-forwarded-for",
-                          "--forwarded-allow-ips", "127.0.0.2", "--keep-alive", "30", bind=f"unix:{sock}")
+    server = start_server(
+        tmp,
+        "-w",
+        "2",
+        "-b",
+        f"127.0.0.1:{app_port}",
+        "--use-forwarded-for",
+        "--forwarded-allow-ips",
+        "127.0.0.2",
+        "--keep-alive",
+        "30",
+        bind=f"unix:{sock}",
+    )
     port = free_port()
     try:
         with running_nginx(tmp, HTTP.format(sock=sock, app_port=app_port, port=port), port):
             yield port, server
     finally:
         server.stop()
+
 
 def get(port: int, path: str, extra: bytes = b"") -> Client:
     client = Client(socket.create_connection(("127.0.0.1", port), timeout=30))
@@ -89,8 +101,10 @@ def test_50_mb_upload_streams_through(stack, upstream):
     port, _ = stack
     size = 50 * 1024 * 1024
     with Client(socket.create_connection(("127.0.0.1", port), timeout=60)) as client:
-        client.send(f"POST /{upstream}/echo-length HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n"
-                    "Connection: close\r\n\r\n".encode())
+        client.send(
+            f"POST /{upstream}/echo-length HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
         chunk = b"u" * (1024 * 1024)
         for _ in range(50):
             client.send(chunk)

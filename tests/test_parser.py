@@ -61,12 +61,21 @@ class Replay:
 
     def _complete(self) -> None:
         head = self.head
-        self.requests.append({
-            "method": head.method, "path": head.path, "query": head.query, "version": head.version,
-            "headers": [list(h) for h in head.headers], "host": head.host, "body": self.body.decode("latin-1"),
-            "keep_alive": head.keep_alive, "chunked": head.chunked, "content_length": head.content_length,
-            "expect_continue": head.expect_continue,
-        })
+        self.requests.append(
+            {
+                "method": head.method,
+                "path": head.path,
+                "query": head.query,
+                "version": head.version,
+                "headers": [list(h) for h in head.headers],
+                "host": head.host,
+                "body": self.body.decode("latin-1"),
+                "keep_alive": head.keep_alive,
+                "chunked": head.chunked,
+                "content_length": head.content_length,
+                "expect_continue": head.expect_continue,
+            }
+        )
         self.head = None
 
 
@@ -75,7 +84,7 @@ def replay(raw: bytes, sizes: list[int]) -> Replay | HTTPError:
     pos = 0
     try:
         for size in sizes:
-            replay.feed(raw[pos:pos + size])
+            replay.feed(raw[pos : pos + size])
             pos += size
         replay.feed(raw[pos:])
     except HTTPError as exc:

@@ -70,8 +70,11 @@ def test_a_slow_request_does_not_delay_the_other_clients_of_its_worker(fresh_ser
                 assert time.monotonic() - started < 0.5, "a request waited behind the slow one"
         assert slow_client.read_response().body == b"slept"
         # the process titles (and the scoreboard behind /status) show the hand-offs
-        eventually(lambda: "handed off" in title_of_workers(server) and "taken over" in title_of_workers(server),
-                   5, "hand-offs in the process titles")
+        eventually(
+            lambda: "handed off" in title_of_workers(server) and "taken over" in title_of_workers(server),
+            5,
+            "hand-offs in the process titles",
+        )
     finally:
         for client, _ in clients:
             client.sock.close()
@@ -92,8 +95,9 @@ def title_of_workers(server: Server) -> str:
 
 @pytest.mark.parametrize("worker_class", list(WORKER_ARGS))
 def test_a_stalled_body_gets_408_before_the_master_kill_and_neighbours_keep_going(fresh_server, worker_class):
-    server = fresh_server(*WORKER_ARGS[worker_class], "-w", "2", "--keep-alive", "30", "--timeout", "3",
-                          "--read-timeout", "30")
+    server = fresh_server(
+        *WORKER_ARGS[worker_class], "-w", "2", "--keep-alive", "30", "--timeout", "3", "--read-timeout", "30"
+    )
     booted(server, 2)
     clients = open_clients(server, 8)
     try:
@@ -118,8 +122,19 @@ def test_a_stalled_body_gets_408_before_the_master_kill_and_neighbours_keep_goin
 
 @pytest.mark.parametrize("worker_class", list(WORKER_ARGS))
 def test_a_slow_reader_is_dropped_without_a_kill_and_neighbours_keep_going(fresh_server, worker_class):
-    server = fresh_server(*WORKER_ARGS[worker_class], "-w", "2", "--keep-alive", "30", "--timeout", "3",
-                          "--write-timeout", "1", "--min-write-rate", "100000")
+    server = fresh_server(
+        *WORKER_ARGS[worker_class],
+        "-w",
+        "2",
+        "--keep-alive",
+        "30",
+        "--timeout",
+        "3",
+        "--write-timeout",
+        "1",
+        "--min-write-rate",
+        "100000",
+    )
     booted(server, 2)
     clients = open_clients(server, 6)
     reader = socket.socket()

@@ -59,45 +59,101 @@ READY_2 = ("READY=1", "STATUS=2 workers, generation 0")
 
 CASES = [
     # (what, pool state, workers, stopping, expected actions)
-    ("first start: spawn the whole pool", state(phase=Phase.STARTING), [], False,
-     [Spawn(0), Spawn(0)]),
+    ("first start: spawn the whole pool", state(phase=Phase.STARTING), [], False, [Spawn(0), Spawn(0)]),
     ("booting: nothing to do yet", state(phase=Phase.STARTING), [(1, 0, B), (2, 0, B)], False, []),
-    ("one READY: booted, not yet announced", state(phase=Phase.STARTING), [(1, 0, R), (2, 0, B)], False,
-     [Enter(Phase.BOOTED)]),
-    ("2/2 READY: serving, announced", state(phase=Phase.BOOTED), [(1, 0, R), (2, 0, R)], False,
-     [Enter(Phase.SERVING), Notify(READY_2)]),
+    (
+        "one READY: booted, not yet announced",
+        state(phase=Phase.STARTING),
+        [(1, 0, R), (2, 0, B)],
+        False,
+        [Enter(Phase.BOOTED)],
+    ),
+    (
+        "2/2 READY: serving, announced",
+        state(phase=Phase.BOOTED),
+        [(1, 0, R), (2, 0, R)],
+        False,
+        [Enter(Phase.SERVING), Notify(READY_2)],
+    ),
     ("serving and full: nothing", state(), [(1, 0, R), (2, 0, R)], False, []),
     ("a worker died: replaced", state(), [(1, 0, R)], False, [Spawn(0)]),
     ("back-off: no start before respawn_at", state(respawn_at=NOW + 1), [(1, 0, R)], False, []),
     ("back-off over: start", state(respawn_at=NOW - 1), [(1, 0, R)], False, [Spawn(0)]),
-    ("BOOT_FAILED before any READY: halt", state(phase=Phase.STARTING, boot_failed=True), [(1, 0, B)], False,
-     [Halt(EXIT_APP_LOAD)]),
-    ("reload: generation 1 starts beside generation 0",
-     state(generation=1, phase=Phase.RELOADING), [(1, 0, R), (2, 0, R)], False, [Spawn(1), Spawn(1)]),
-    ("reload: gen 1 has 1/2 READY: gen 0 keeps serving",
-     state(generation=1, phase=Phase.RELOADING), [(1, 0, R), (2, 0, R), (3, 1, R), (4, 1, B)], False, []),
-    ("reload: gen 1 has 2/2 READY: retire gen 0, serving",
-     state(generation=1, phase=Phase.RELOADING), [(1, 0, R), (2, 0, R), (3, 1, R), (4, 1, R)], False,
-     [Retire(1, "replaced by generation 1"), Retire(2, "replaced by generation 1"), Enter(Phase.SERVING),
-      Notify(("READY=1", "STATUS=4 workers, generation 1"))]),
-    ("reload: gen 0 already retiring is not retired twice",
-     state(generation=1), [(1, 0, D, 0, "replaced by generation 1"), (3, 1, R), (4, 1, R)], False, []),
-    ("max-requests: the recycling worker gets a replacement first", state(), [(1, 0, C), (2, 0, R)], False,
-     [Spawn(0)]),
-    ("max-requests: replacement READY: retire the recycling one", state(), [(1, 0, C), (2, 0, R), (3, 0, R)],
-     False, [Retire(1, "recycled after --max-requests")]),
+    (
+        "BOOT_FAILED before any READY: halt",
+        state(phase=Phase.STARTING, boot_failed=True),
+        [(1, 0, B)],
+        False,
+        [Halt(EXIT_APP_LOAD)],
+    ),
+    (
+        "reload: generation 1 starts beside generation 0",
+        state(generation=1, phase=Phase.RELOADING),
+        [(1, 0, R), (2, 0, R)],
+        False,
+        [Spawn(1), Spawn(1)],
+    ),
+    (
+        "reload: gen 1 has 1/2 READY: gen 0 keeps serving",
+        state(generation=1, phase=Phase.RELOADING),
+        [(1, 0, R), (2, 0, R), (3, 1, R), (4, 1, B)],
+        False,
+        [],
+    ),
+    (
+        "reload: gen 1 has 2/2 READY: retire gen 0, serving",
+        state(generation=1, phase=Phase.RELOADING),
+        [(1, 0, R), (2, 0, R), (3, 1, R), (4, 1, R)],
+        False,
+        [
+            Retire(1, "replaced by generation 1"),
+            Retire(2, "replaced by generation 1"),
+            Enter(Phase.SERVING),
+            Notify(("READY=1", "STATUS=4 workers, generation 1")),
+        ],
+    ),
+    (
+        "reload: gen 0 already retiring is not retired twice",
+        state(generation=1),
+        [(1, 0, D, 0, "replaced by generation 1"), (3, 1, R), (4, 1, R)],
+        False,
+        [],
+    ),
+    ("max-requests: the recycling worker gets a replacement first", state(), [(1, 0, C), (2, 0, R)], False, [Spawn(0)]),
+    (
+        "max-requests: replacement READY: retire the recycling one",
+        state(),
+        [(1, 0, C), (2, 0, R), (3, 0, R)],
+        False,
+        [Retire(1, "recycled after --max-requests")],
+    ),
     ("max-requests: replacement still booting: keep it", state(), [(1, 0, C), (2, 0, R), (3, 0, B)], False, []),
-    ("TTOU: the newest extra leaves", state(size=1), [(1, 0, R), (2, 0, R)], False,
-     [Retire(2, "fewer workers requested")]),
+    (
+        "TTOU: the newest extra leaves",
+        state(size=1),
+        [(1, 0, R), (2, 0, R)],
+        False,
+        [Retire(2, "fewer workers requested")],
+    ),
     ("TTIN: one more", state(size=3), [(1, 0, R), (2, 0, R)], False, [Spawn(0)]),
     ("stopping: nothing starts or retires", state(size=3), [(1, 0, R)], True, []),
     ("heartbeat 31 s old: abort (EVACUATE + USR2)", state(), [(1, 0, R, 31), (2, 0, R)], False, [Abort(1)]),
     ("heartbeat 29 s old: fine", state(), [(1, 0, R, 29), (2, 0, R)], False, []),
     ("aborted, grace not over: wait", state(), [(1, 0, R, 31.5, "", NOW - ABORT_GRACE / 2), (2, 0, R)], False, []),
-    ("aborted, grace over: KILL", state(), [(1, 0, R, 32, "", NOW - ABORT_GRACE), (2, 0, R)], False,
-     [Signal(1, signal.SIGKILL)]),
-    ("aborted, heartbeat back in time: recovered", state(), [(1, 0, R, 0.1, "", NOW - 0.5), (2, 0, R)], False,
-     [Recovered(1)]),
+    (
+        "aborted, grace over: KILL",
+        state(),
+        [(1, 0, R, 32, "", NOW - ABORT_GRACE), (2, 0, R)],
+        False,
+        [Signal(1, signal.SIGKILL)],
+    ),
+    (
+        "aborted, heartbeat back in time: recovered",
+        state(),
+        [(1, 0, R, 0.1, "", NOW - 0.5), (2, 0, R)],
+        False,
+        [Recovered(1)],
+    ),
     ("--timeout 0: never aborted", state(timeout=0), [(1, 0, R, 1000), (2, 0, R)], False, []),
     ("stopping: a silent worker is still killed", state(), [(1, 0, R, 31)], True, [Abort(1)]),
 ]
@@ -146,8 +202,13 @@ def test_a_worker_that_recovered_from_a_timeout_is_aborted_again_before_a_kill()
     pool.phase = Phase.SERVING
     slot = started(pool, board, 10, R)
     board.beat(slot, 0.0)
-    for now, expected in ((31.0, [Abort(10)]), (31.5, []), (None, [Recovered(10)]), (70.0, [Abort(10)]),
-                          (70.0 + ABORT_GRACE, [Signal(10, signal.SIGKILL)])):
+    for now, expected in (
+        (31.0, [Abort(10)]),
+        (31.5, []),
+        (None, [Recovered(10)]),
+        (70.0, [Abort(10)]),
+        (70.0 + ABORT_GRACE, [Signal(10, signal.SIGKILL)]),
+    ):
         if now is None:  # the heartbeat comes back
             now = 40.0
             board.beat(slot, 39.9)
@@ -188,8 +249,12 @@ def test_a_reload_whose_generation_cannot_boot_is_undone():
     started(pool, board, 11, F, generation=1)
     started(pool, board, 12, B, generation=1)
     _, actions = pool.exited(11, EXIT_BOOT_FAILED)
-    assert described(actions) == described([Retire(12, "its generation failed to boot"),
-                                            Notify(("READY=1", "STATUS=2 workers, generation 0, reload failed"))])
+    assert described(actions) == described(
+        [
+            Retire(12, "its generation failed to boot"),
+            Notify(("READY=1", "STATUS=2 workers, generation 0, reload failed")),
+        ]
+    )
     assert pool.generation == 0 and pool.phase is Phase.SERVING
 
 

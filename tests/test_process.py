@@ -151,8 +151,11 @@ def test_bad_app_attribute(tmp_path, app, message):
 
 @pytest.mark.parametrize(
     ("app", "body"),
-    [("factory", b"default!"), ("factory:create_app()", b"hi!"),
-     ("factory:create_app('hello', punctuation='?')", b"hello?")],
+    [
+        ("factory", b"default!"),
+        ("factory:create_app()", b"hi!"),
+        ("factory:create_app('hello', punctuation='?')", b"hello?"),
+    ],
 )
 def test_app_uri_forms(fresh_server, app, body):
     server = fresh_server(app=app)
@@ -202,12 +205,31 @@ def test_address_in_use_is_a_clear_error(fresh_server, tmp_path):
 def test_console_script_and_help():
     out = subprocess.run([sys.executable, "-m", "prefork", "--help"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0
-    for flag in ("--workers", "--bind", "--worker-class", "--timeout", "--graceful-timeout", "--keep-alive",
-                 "--log-level", "--access-logfile", "--error-logfile", "--limit-request-line",
-                 "--limit-request-fields", "--limit-request-field_size", "--name", "--backlog"):
+    for flag in (
+        "--workers",
+        "--bind",
+        "--worker-class",
+        "--timeout",
+        "--graceful-timeout",
+        "--keep-alive",
+        "--log-level",
+        "--access-logfile",
+        "--error-logfile",
+        "--limit-request-line",
+        "--limit-request-fields",
+        "--limit-request-field_size",
+        "--name",
+        "--backlog",
+    ):
         assert flag in out.stdout
-    bad = subprocess.run([sys.executable, "-m", "prefork", "-w", "0", "x:app"], capture_output=True, text=True,
-                         timeout=30, cwd=ROOT, env=dict(os.environ, PYTHONPATH=APPS))
+    bad = subprocess.run(
+        [sys.executable, "-m", "prefork", "-w", "0", "x:app"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=APPS),
+    )
     assert bad.returncode == 2 and "must be at least 1" in bad.stderr
 
 
@@ -233,8 +255,11 @@ def test_parent_death_signal_reaches_an_orphaned_child():
         "os.read(r, 1)\n"
         "print(pid, flush=True)\n"
     )
-    child = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=10,
-                               cwd=ROOT, check=True).stdout)
+    child = int(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=10, cwd=ROOT, check=True
+        ).stdout
+    )
     deadline = time.monotonic() + 5
     while is_running(child) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -16,8 +16,14 @@ def policy(allow="127.0.0.1,::1,10.0.0.0/8", forwarded_for=True) -> ProxyPolicy:
 
 @pytest.mark.parametrize(
     ("peer", "trusted"),
-    [(("127.0.0.1", 1), True), (("10.9.8.7", 1), True), (("::1", 1, 0, 0), True), (("::ffff:127.0.0.1", 1, 0, 0), True),
-     (("192.0.2.1", 1), False), ("", True)],
+    [
+        (("127.0.0.1", 1), True),
+        (("10.9.8.7", 1), True),
+        (("::1", 1, 0, 0), True),
+        (("::ffff:127.0.0.1", 1, 0, 0), True),
+        (("192.0.2.1", 1), False),
+        ("", True),
+    ],
 )
 def test_trust(peer, trusted):
     assert policy().trusts(peer) is trusted

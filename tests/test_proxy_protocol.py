@@ -17,10 +17,21 @@ def v2(command: int, family: int, addresses: bytes) -> bytes:
     return V2_SIGNATURE + struct.pack("!BBH", 0x20 | command, family, len(addresses)) + addresses
 
 
-V2_TCP4 = v2(1, 0x11, socket.inet_pton(socket.AF_INET, "203.0.113.9") + socket.inet_pton(socket.AF_INET, "10.0.0.1")
-             + struct.pack("!HH", 51000, 80))
-V2_TCP6 = v2(1, 0x21, socket.inet_pton(socket.AF_INET6, "2001:db8::7") + socket.inet_pton(socket.AF_INET6, "::1")
-             + struct.pack("!HH", 40000, 443) + b"\x03\x00\x04abcd")  # with a TLV, ignored
+V2_TCP4 = v2(
+    1,
+    0x11,
+    socket.inet_pton(socket.AF_INET, "203.0.113.9")
+    + socket.inet_pton(socket.AF_INET, "10.0.0.1")
+    + struct.pack("!HH", 51000, 80),
+)
+V2_TCP6 = v2(
+    1,
+    0x21,
+    socket.inet_pton(socket.AF_INET6, "2001:db8::7")
+    + socket.inet_pton(socket.AF_INET6, "::1")
+    + struct.pack("!HH", 40000, 443)
+    + b"\x03\x00\x04abcd",
+)  # with a TLV, ignored
 V2_LOCAL = v2(0, 0x00, b"")
 
 VALID = [

@@ -31,11 +31,25 @@ CASES = [
     # 304 keeps the representation's length, sends no body
     ("304 Not Modified", [(CL, "10")], 0, False, True, True, (True, None, False, True, [b"Content-Length: 10"])),
     # the application, the server or the request body says close
-    ("200 OK", [("Connection", "close")], 1, False, True, True, (False, 1, False, False,
-                                                                  [b"Content-Length: 1", b"Connection: close"])),
+    (
+        "200 OK",
+        [("Connection", "close")],
+        1,
+        False,
+        True,
+        True,
+        (False, 1, False, False, [b"Content-Length: 1", b"Connection: close"]),
+    ),
     ("200 OK", [], 1, False, True, False, (False, 1, False, False, [b"Content-Length: 1", b"Connection: close"])),
-    ("200 OK", [], None, False, True, False, (False, None, True, False,
-                                              [b"Transfer-Encoding: chunked", b"Connection: close"])),
+    (
+        "200 OK",
+        [],
+        None,
+        False,
+        True,
+        False,
+        (False, None, True, False, [b"Transfer-Encoding: chunked", b"Connection: close"]),
+    ),
 ]
 
 

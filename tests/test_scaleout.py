@@ -48,8 +48,10 @@ def test_two_instances_behind_nginx_one_reloaded_then_stopped_under_load(tmp_pat
     b = start_server(tmp_path, "-w", "2", "--keep-alive", "30", "--shutdown-delay", "1")
     port = free_port()
     try:
-        with running_nginx(tmp_path, HTTP.format(a=a.port, b=b.port, port=port), port), \
-                Load(Front(port), "/pid", clients=8) as load:
+        with (
+            running_nginx(tmp_path, HTTP.format(a=a.port, b=b.port, port=port), port),
+            Load(Front(port), "/pid", clients=8) as load,
+        ):
             load.wait_for(lambda s: s.ok > 100)
             b.signal(signal.SIGHUP)
             b.wait_log("Reload complete", timeout=30)
@@ -63,6 +65,7 @@ def test_two_instances_behind_nginx_one_reloaded_then_stopped_under_load(tmp_pat
     finally:
         a.stop()
         b.stop()
+
 
 def test_the_kubernetes_manifest_is_valid_and_consistent():
     yaml = pytest.importorskip("yaml")

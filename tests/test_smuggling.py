@@ -35,8 +35,6 @@ def test_corpus_invalid_requests_are_refused(server, name):
     assert_refused_and_closed(server, raw, expected["error"])
 
 
-
-
 def test_valid_body_is_never_read_as_a_request(server):
     """A body that looks like a request is the body: Content-Length decides (RFC 9112 §6.3 step 6)."""
     body = SMUGGLED
@@ -47,7 +45,12 @@ def test_valid_body_is_never_read_as_a_request(server):
 
 def test_worker_survives_garbage(server):
     pid = get(server, "/pid").body
-    for junk in (b"\x00" * 100, b"\xff\xfe" * 500 + b"\r\n\r\n", b"GET / HTTP/1.1\r\n" + b"\x80" * 300 + b"\r\n\r\n",
-                 b"\r\n" * 3000, b"A" * 70000):
+    for junk in (
+        b"\x00" * 100,
+        b"\xff\xfe" * 500 + b"\r\n\r\n",
+        b"GET / HTTP/1.1\r\n" + b"\x80" * 300 + b"\r\n\r\n",
+        b"\r\n" * 3000,
+        b"A" * 70000,
+    ):
         exchange(server, junk, timeout=5)
     assert get(server, "/pid").body == pid

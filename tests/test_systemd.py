@@ -23,8 +23,9 @@ def spawn(tmp_path, cmd: list[str], env: dict | None = None) -> tuple[subprocess
     log = tmp_path / "server.log"
     full_env = dict(os.environ, PYTHONPATH=APPS + os.pathsep + ROOT, **(env or {}))
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=APPS, env=full_env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=APPS, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     return proc, log
 
 
@@ -54,8 +55,20 @@ def wait_http(port: int, timeout: float = 15.0) -> bytes:
 def test_socket_activation_uses_the_given_socket(tmp_path):
     port = free_port()
     # -b names an address that cannot be bound: proof that the inherited socket is used as given.
-    proc, log = spawn(tmp_path, ["systemd-socket-activate", "-l", f"127.0.0.1:{port}", sys.executable, "-m",
-                                 "prefork", "-b", "192.0.2.1:1", "testapp:app"])
+    proc, log = spawn(
+        tmp_path,
+        [
+            "systemd-socket-activate",
+            "-l",
+            f"127.0.0.1:{port}",
+            sys.executable,
+            "-m",
+            "prefork",
+            "-b",
+            "192.0.2.1:1",
+            "testapp:app",
+        ],
+    )
     try:
         assert wait_http(port) == b"Hello, World!"
         assert f"Listening at: 127.0.0.1:{port}" in log.read_text()
@@ -88,9 +101,11 @@ def test_notify_sequence_for_start_reload_and_stop(tmp_path):
     notify = NotifySocket(tmp_path / "notify.sock")
     port = free_port()
     started = time.monotonic()
-    proc, log = spawn(tmp_path, [sys.executable, "-m", "prefork", "-w", "2", "-b", f"127.0.0.1:{port}",
-                                 "slowboot:app"],
-                      env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "400000"})
+    proc, log = spawn(
+        tmp_path,
+        [sys.executable, "-m", "prefork", "-w", "2", "-b", f"127.0.0.1:{port}", "slowboot:app"],
+        env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "400000"},
+    )
     try:
         notify.collect(lambda n: "READY" in n.kinds())
         ready_at = next(t for t, m in notify.messages if m.startswith("READY=1"))
@@ -118,8 +133,12 @@ def get_port(port: int) -> bytes:
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze missing")
 def test_shipped_units_verify_cleanly():
-    out = subprocess.run(["systemd-analyze", "verify", str(UNITS / "prefork.socket"), str(UNITS / "prefork.service")],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["systemd-analyze", "verify", str(UNITS / "prefork.socket"), str(UNITS / "prefork.service")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stderr.strip() == "", out.stderr
 
@@ -127,8 +146,12 @@ def test_shipped_units_verify_cleanly():
 def _can_unshare() -> bool:
     if not shutil.which("unshare") or os.geteuid() != 0:
         return False
-    return subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True,
-                          timeout=30).returncode == 0
+    return (
+        subprocess.run(
+            ["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True, timeout=30
+        ).returncode
+        == 0
+    )
 
 
 @pytest.mark.skipif(not _can_unshare(), reason="needs root and unshare")
@@ -136,9 +159,22 @@ def test_pid1_reaps_orphans_and_handles_term(tmp_path):
     version = tmp_path / "version"
     version.write_text("pid1")
     port = free_port()
-    proc, log = spawn(tmp_path, ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-m", "prefork",
-                                 "-b", f"127.0.0.1:{port}", "versioned:app"],
-                      env={"PREFORK_TEST_VERSION_FILE": str(version)})
+    proc, log = spawn(
+        tmp_path,
+        [
+            "unshare",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            sys.executable,
+            "-m",
+            "prefork",
+            "-b",
+            f"127.0.0.1:{port}",
+            "versioned:app",
+        ],
+        env={"PREFORK_TEST_VERSION_FILE": str(version)},
+    )
     try:
         eventually(lambda: child_pids(proc.pid), what="the namespaced master")
         master = next(iter(child_pids(proc.pid)))
@@ -160,14 +196,14 @@ def test_pid1_reaps_orphans_and_handles_term(tmp_path):
         stop(proc)
 
 
-
-
-
 def test_new_master_after_usr2_announces_mainpid(tmp_path):
     notify = NotifySocket(tmp_path / "notify.sock")
     port = free_port()
-    proc, _ = spawn(tmp_path, [sys.executable, "-m", "prefork", "-b", f"127.0.0.1:{port}", "testapp:app"],
-                      env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
+    proc, _ = spawn(
+        tmp_path,
+        [sys.executable, "-m", "prefork", "-b", f"127.0.0.1:{port}", "testapp:app"],
+        env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock")},
+    )
     try:
         notify.collect(lambda n: "READY" in n.kinds())
         proc.send_signal(signal.SIGUSR2)

@@ -145,8 +145,16 @@ def test_worker_connections_reclaims_the_longest_idle_keepalive(fresh_server, wo
 
 def test_access_log_lines_never_interleave(fresh_server, tmp_path):
     path = tmp_path / "access.log"
-    server = fresh_server("-k", "threaded", "--threads", "8", "--access-logfile", str(path),
-                          "--access-logformat", "%(s)s %(U)s %({x-n}i)s")
+    server = fresh_server(
+        "-k",
+        "threaded",
+        "--threads",
+        "8",
+        "--access-logfile",
+        str(path),
+        "--access-logformat",
+        "%(s)s %(U)s %({x-n}i)s",
+    )
 
     def worker(n: int) -> None:
         with Client(server.connect()) as client:

@@ -20,10 +20,29 @@ pytestmark = pytest.mark.skipif(not shutil.which("openssl"), reason="needs the o
 def cert(tmp_path_factory):
     """A throwaway self-signed certificate for localhost / 127.0.0.1."""
     tmp = tmp_path_factory.mktemp("tls")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp / "key.pem"),
-                    "-out", str(tmp / "cert.pem"), "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True,
-                   timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(tmp / "key.pem"),
+            "-out",
+            str(tmp / "cert.pem"),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return str(tmp / "cert.pem"), str(tmp / "key.pem")
 
 
@@ -57,8 +76,9 @@ def test_https_keep_alive_body_and_file(fresh_server, cert, payload_file, kind):
         env = json.loads(client.read_response().body)
         assert env["wsgi.url_scheme"] == "https"
         assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("localhost", "443")  # the https default (G5)
-        client.send(b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
-                    b"5\r\nhello\r\n0\r\n\r\n")
+        client.send(
+            b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        )
         assert client.read_response().body == b"hello"
         client.send(b"GET /file HTTP/1.1\r\nHost: localhost\r\n\r\n")
         with open(payload_file, "rb") as f:

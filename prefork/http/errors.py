@@ -24,7 +24,9 @@ class HTTPError(Exception):
             f"HTTP/1.1 {self.status}\r\n".encode("ascii")
             + server_headers
             + b"Content-Type: text/plain; charset=iso-8859-1\r\n"
-            + b"Content-Length: " + str(len(body)).encode("ascii") + b"\r\n"
+            + b"Content-Length: "
+            + str(len(body)).encode("ascii")
+            + b"\r\n"
             + b"Connection: close\r\n\r\n"
             + body
         )

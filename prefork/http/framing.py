@@ -45,17 +45,17 @@ class ChunkedDecoder:
             state = self.state
             if state == DATA:
                 take = min(self.remaining, end - pos)
-                out.append(buf[pos:pos + take])
+                out.append(buf[pos : pos + take])
                 pos += take
                 self.remaining -= take
                 if not self.remaining:
                     self.state = DATA_END
             elif state == DATA_END:
                 if end - pos < 2:
-                    if buf[pos:pos + 1] != b"\r":
+                    if buf[pos : pos + 1] != b"\r":
                         raise BadRequest("chunk data not followed by CRLF")
                     break
-                if buf[pos:pos + 2] != b"\r\n":
+                if buf[pos : pos + 2] != b"\r\n":
                     raise BadRequest("chunk data not followed by CRLF")
                 pos += 2
                 self.state = SIZE

@@ -44,8 +44,13 @@ CONTENT_LENGTH_RE = re.compile(r"[0-9]{1,18}")
 _QUOTED = r'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
 _BTOKEN = TOKEN.encode()
 CHUNK_LINE_RE = re.compile(
-    rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[ \t]*" + _BTOKEN
-    + rb"(?:[ \t]*=[ \t]*(?:" + _BTOKEN + rb"|" + _QUOTED.encode() + rb"))?)*"
+    rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[ \t]*"
+    + _BTOKEN
+    + rb"(?:[ \t]*=[ \t]*(?:"
+    + _BTOKEN
+    + rb"|"
+    + _QUOTED.encode()
+    + rb"))?)*"
 )
 
 # What a WSGI application may put in a response header block (checked as one string, see response.py).

@@ -64,8 +64,17 @@ class RequestHead:
     """One parsed request head and the framing decisions derived from it."""
 
     __slots__ = (
-        "method", "target", "path", "query", "version", "headers", "host",
-        "content_length", "chunked", "keep_alive", "expect_continue",
+        "method",
+        "target",
+        "path",
+        "query",
+        "version",
+        "headers",
+        "host",
+        "content_length",
+        "chunked",
+        "keep_alive",
+        "expect_continue",
     )
 
     def __init__(self, method: str, target: str, version: str) -> None:
@@ -203,8 +212,7 @@ def _request_target(head: RequestHead, target: str) -> None:
 
 
 # The fields whose meaning the parser itself needs; their values are collected during the one pass.
-_FRAMING_FIELDS = frozenset({"host", "content-length", "transfer-encoding", "connection", "expect",
-                             "content-type"})
+_FRAMING_FIELDS = frozenset({"host", "content-length", "transfer-encoding", "connection", "expect", "content-type"})
 # Field names already found to be tokens, each with its lower-case form. Clients send the same few
 # names over and over; a dict lookup replaces a regex match for each. Bounded: a client making up
 # names cannot grow it past _MAX_KNOWN_NAMES short names (64 KiB of keys).

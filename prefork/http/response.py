@@ -26,8 +26,10 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 def http_date(seconds: float) -> str:
     """IMF-fixdate, e.g. ``Sun, 06 Nov 1994 08:49:37 GMT`` (email.utils has it, at 1.4 MB of imports)."""
     t = time.gmtime(seconds)
-    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
-            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+    return (
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
 
 
 class DateHeader:
@@ -94,8 +96,18 @@ def header_block(lines: list[str]) -> bytes:
 # Response headers the server owns or that must not cross a hop (RFC 9110 §7.6.1); the
 # application's values are read for their meaning, then replaced by ours or dropped.
 _SPECIAL = frozenset(
-    {"content-length", "connection", "transfer-encoding", "date", "server",
-     "keep-alive", "proxy-connection", "te", "trailer", "upgrade"}
+    {
+        "content-length",
+        "connection",
+        "transfer-encoding",
+        "date",
+        "server",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+    }
 )
 
 
@@ -169,8 +181,9 @@ _CLOSE = b"Connection: close\r\n"
 _KEEP_ALIVE = b"Connection: keep-alive\r\n"
 
 
-def frame(app: AppHead, body_length: int | None, is_head: bool, http11: bool, keep_alive: bool,
-          date: bytes) -> tuple[bytes, bool, int | None, bool, bool]:
+def frame(
+    app: AppHead, body_length: int | None, is_head: bool, http11: bool, keep_alive: bool, date: bytes
+) -> tuple[bytes, bool, int | None, bool, bool]:
     """How the response is delimited (RFC 9112 §6), and its head.
 
     ``body_length`` is the body's size when the server knows it (one-piece body, file), else None;
@@ -199,8 +212,18 @@ def frame(app: AppHead, body_length: int | None, is_head: bool, http11: bool, ke
     else:
         keep_alive = False  # HTTP/1.0 without a length: the close delimits the body
     connection = b"" if keep_alive and http11 else _KEEP_ALIVE if keep_alive else _CLOSE
-    head = b"".join((app.status_line, b"" if app.own_date else date, b"" if app.own_server else SERVER_HEADER,
-                     app.block, length_line, _CHUNKED if chunked else b"", connection, b"\r\n"))
+    head = b"".join(
+        (
+            app.status_line,
+            b"" if app.own_date else date,
+            b"" if app.own_server else SERVER_HEADER,
+            app.block,
+            length_line,
+            _CHUNKED if chunked else b"",
+            connection,
+            b"\r\n",
+        )
+    )
     return head, skip_body, length, chunked, keep_alive
 
 

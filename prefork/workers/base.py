@@ -92,28 +92,33 @@ class Worker(EventLoop, RequestCycle, PoolMember):
         settings = self.settings
         access_log = None
         if settings.accesslog:
-            access_log = AccessLog(open_log_stream(settings.accesslog), settings.access_log_format,
-                                   settings.access_log_json)
+            access_log = AccessLog(
+                open_log_stream(settings.accesslog), settings.access_log_format, settings.access_log_json
+            )
         forwarder_headers = frozenset(
             name.strip().upper() for name in settings.forwarder_headers.split(",") if name.strip()
         ) - {"PATH_INFO"}  # never from a header: "GET /public" + "PATH_INFO: /admin" would bypass the proxy
-        return WSGIHandler(app, HandlerOptions(
-            limits=self.limits,
-            log=self.log,
-            errors=error_stream(self.log),
-            multithread=self.multithread,
-            server_software=self.server_software,
-            proxy=ProxyPolicy(settings.forwarded_allow_ips, settings.secure_scheme_headers,
-                              settings.use_forwarded_for),
-            forwarder_headers=forwarder_headers,
-            access_log=access_log,
-            statsd=self.statsd,
-            observe=bool(settings.metrics_bind),
-            keepalive=settings.keepalive > 0,
-            pre_request=settings.pre_request,
-            post_request=settings.post_request,
-            worker=self,
-        ))
+        return WSGIHandler(
+            app,
+            HandlerOptions(
+                limits=self.limits,
+                log=self.log,
+                errors=error_stream(self.log),
+                multithread=self.multithread,
+                server_software=self.server_software,
+                proxy=ProxyPolicy(
+                    settings.forwarded_allow_ips, settings.secure_scheme_headers, settings.use_forwarded_for
+                ),
+                forwarder_headers=forwarder_headers,
+                access_log=access_log,
+                statsd=self.statsd,
+                observe=bool(settings.metrics_bind),
+                keepalive=settings.keepalive > 0,
+                pre_request=settings.pre_request,
+                post_request=settings.post_request,
+                worker=self,
+            ),
+        )
 
     def _install_signals(self) -> None:
         signal.signal(signal.SIGTERM, self._on_term)
@@ -201,4 +206,3 @@ class Worker(EventLoop, RequestCycle, PoolMember):
         if not (self.handed_off or self.taken_over):
             return ""
         return f", handed off {self.handed_off}, taken over {self.taken_over}"
-

@@ -173,8 +173,13 @@ class EventLoop(WorkerState):
         self.poll_wait = BALANCE_INTERVAL  # look again soon (update_gates)
         if now >= self.next_accept_report:
             self.next_accept_report = now + ACCEPT_REPORT_INTERVAL
-            self.log.error("accept() failed on %s: %s (%d times so far); pausing accepting %.1fs each time",
-                           listener.address, exc, self.accept_failures, ACCEPT_BACKOFF)
+            self.log.error(
+                "accept() failed on %s: %s (%d times so far); pausing accepting %.1fs each time",
+                listener.address,
+                exc,
+                self.accept_failures,
+                ACCEPT_BACKOFF,
+            )
 
     def accept(self, listener: Listener, now: float) -> Connection | None:
         """Accept one connection and read what it already sent, without blocking."""

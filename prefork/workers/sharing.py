@@ -73,8 +73,14 @@ class PoolMember(WorkerState):
         if channel is None or not conn.handoff_allowed or not self.alive:
             return False
         addresses = {key: conn.environ.get(key, "") for key in ADDRESS_KEYS}
-        parcel = Parcel(bytes(conn.buf), conn.requests, conn.trusted, conn.proxy_header_pending, addresses,
-                        now - conn.head_since if conn.head_since else -1.0)
+        parcel = Parcel(
+            bytes(conn.buf),
+            conn.requests,
+            conn.trusted,
+            conn.proxy_header_pending,
+            addresses,
+            now - conn.head_since if conn.head_since else -1.0,
+        )
         if not channel.send(conn.sock, parcel):
             return False
         self.take_paused_until = now + TAKE_PAUSE
@@ -115,8 +121,11 @@ class PoolMember(WorkerState):
         excess = surplus(len(self.connections), self.board.sibling_loads(self.index))
         if not excess:
             return
-        idle = [conn for conn in self.connections.values()
-                if not (conn.busy or conn.head_since or conn.buf) and conn.requests]
+        idle = [
+            conn
+            for conn in self.connections.values()
+            if not (conn.busy or conn.head_since or conn.buf) and conn.requests
+        ]
         for conn in idle[:excess]:
             self.hand_off(conn, now)
 

@@ -51,9 +51,17 @@ class WorkerState:
     rebalance: Callable[[float], None]  # sharing
     evacuate: Callable[..., None]  # sharing
 
-    def __init__(self, index: int, settings: Any, listeners: list[Listener], board: sb.Scoreboard,
-                 log: logging.Logger, server_software: str, channel: Channel | None = None,
-                 statsd: Any = None) -> None:
+    def __init__(
+        self,
+        index: int,
+        settings: Any,
+        listeners: list[Listener],
+        board: sb.Scoreboard,
+        log: logging.Logger,
+        server_software: str,
+        channel: Channel | None = None,
+        statsd: Any = None,
+    ) -> None:
         self.index = index
         self.settings = settings
         self.listeners = listeners

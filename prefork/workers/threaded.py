@@ -52,8 +52,10 @@ class ThreadedWorker(Worker):
         self.running_requests: dict[int, tuple[float, RequestHead]] = {}  # thread ident -> (start, head)
         self.timed_out: set[int] = set()
         self.slow: list[Connection] = []  # heads arriving slowly: read by housekeeping, not epoll
-        threads = [threading.Thread(target=self._request_thread, args=(i,), name=f"request-{i}", daemon=True)
-                   for i in range(self.settings.threads)]
+        threads = [
+            threading.Thread(target=self._request_thread, args=(i,), name=f"request-{i}", daemon=True)
+            for i in range(self.settings.threads)
+        ]
         for thread in threads:
             thread.start()
         try:
@@ -173,9 +175,15 @@ class ThreadedWorker(Worker):
             frames = frames or sys._current_frames()
             frame = frames.get(ident)
             stack = "".join(traceback.format_stack(frame)) if frame else "(no stack)"
-            self.log.error("Request timeout: %s %s has run for %.1fs (limit %ss); recycling worker %d. "
-                           "Stack of its thread:\n%s", head.method, head.target, now - started, limit,
-                           self.index, stack.rstrip())
+            self.log.error(
+                "Request timeout: %s %s has run for %.1fs (limit %ss); recycling worker %d. Stack of its thread:\n%s",
+                head.method,
+                head.target,
+                now - started,
+                limit,
+                self.index,
+                stack.rstrip(),
+            )
             self.alive = False  # graceful: other threads finish, the master starts a replacement
             self.handler.reuse_connections = False
 
@@ -184,8 +192,10 @@ class ThreadedWorker(Worker):
         if not running:
             return f"idle, {self.requests} requests"
         started, head = min(running, key=lambda item: item[0])
-        return (f"busy {len(running)}/{self.settings.threads} threads, oldest {head.method} "
-                f"{head.target[:60]} {now - started:.1f}s{self.handoff_summary()}")
+        return (
+            f"busy {len(running)}/{self.settings.threads} threads, oldest {head.method} "
+            f"{head.target[:60]} {now - started:.1f}s{self.handoff_summary()}"
+        )
 
     def _shutdown(self, threads: list[threading.Thread]) -> None:
         """Let queued and running requests finish (bounded by the drain deadline), then stop."""

@@ -206,8 +206,11 @@ def crash_worker(environ, start_response):
     os._exit(1)
 
 
-ROUTES = {name.strip("_").replace("_", "-"): func for name, func in list(globals().items()) if callable(func)
-          and not name.startswith("_") and getattr(func, "__module__", None) == __name__}
+ROUTES = {
+    name.strip("_").replace("_", "-"): func
+    for name, func in list(globals().items())
+    if callable(func) and not name.startswith("_") and getattr(func, "__module__", None) == __name__
+}
 
 
 def app(environ, start_response):
