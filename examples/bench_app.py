@@ -22,6 +22,13 @@ if not os.path.exists(_FILE) or os.path.getsize(_FILE) != len(_MIB):
         f.write(_MIB)
 
 
+def _read_blocks(path):
+    """PEP 3333's fallback for servers without wsgi.file_wrapper."""
+    with open(path, "rb") as f:
+        while block := f.read(65536):
+            yield block
+
+
 def app(environ, start_response):
     path = environ["PATH_INFO"]
     if path == "/json":
@@ -34,7 +41,8 @@ def app(environ, start_response):
         return [_MIB]
     if path == "/file":
         start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(_MIB)))])
-        return environ["wsgi.file_wrapper"](open(_FILE, "rb"), 65536)
+        wrapper = environ.get("wsgi.file_wrapper")  # optional in PEP 3333: granian has none
+        return wrapper(open(_FILE, "rb"), 65536) if wrapper else _read_blocks(_FILE)
     if path == "/post":
         length = int(environ.get("CONTENT_LENGTH") or 0)
         data = environ["wsgi.input"].read(length)
