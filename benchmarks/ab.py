@@ -2,6 +2,7 @@
 
     python benchmarks/ab.py --before 4e71d4a [--rounds 8] [--duration 4] [--path /] [-- extra prefork args]
     python benchmarks/ab.py --b-args="--metrics-bind 127.0.0.1:9100"      (this tree, without / with)
+    python benchmarks/ab.py --against granian --together [--close | --path /json]   (another server as A)
 
 The earlier revision is checked out with ``git worktree`` into a temporary folder; both servers run one
 worker pinned to the server core, wrk runs on the other, and rounds alternate A B A B so that the
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import os
 import statistics
 import subprocess
 import sys
@@ -28,36 +30,29 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from servers import PY, ROOT, TICKS, free_port, process_tree, run_wrk, stop_group, wait_http
+from servers import PY, ROOT, SERVERS, TICKS, free_port, process_tree, run_wrk, stop_group, wait_http
 
 
-def start(source: Path, core: str, extra: list[str]) -> tuple[subprocess.Popen, int]:
+def start(source: Path, core: str, extra: list[str], server: str = "") -> tuple[subprocess.Popen, int]:
+    """prefork from ``source`` with ``extra`` options, or another server of servers.py (``server``)."""
     port = free_port()
-    argv = [
-        "taskset",
-        "-c",
-        core,
-        PY,
-        "-m",
-        "prefork",
-        "-w",
-        "1",
-        "-b",
-        f"127.0.0.1:{port}",
-        *extra,
-        "examples.bench_app:app",
-    ]
+    app = "examples.bench_app:app"
+    command = (
+        SERVERS[server][0](port, app)
+        if server
+        else [PY, "-m", "prefork", "-w", "1", "-b", f"127.0.0.1:{port}", *extra, app]
+    )
     proc = subprocess.Popen(
-        argv,
+        ["taskset", "-c", core, *command],
         cwd=source,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
-        env={"PYTHONPATH": str(source), "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": str(source), "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
     )
     if not wait_http(port, time.monotonic() + 30):
         stop_group(proc)
-        raise SystemExit(f"prefork from {source} did not start")
+        raise SystemExit(f"{server or 'prefork'} from {source} did not start")
     return proc, port
 
 
@@ -90,7 +85,7 @@ def measure(batch: list, args: argparse.Namespace) -> list[tuple]:
     before = {name: cpu_seconds(proc.pid) for name, (proc, _) in batch}
     with concurrent.futures.ThreadPoolExecutor(len(batch)) as pool:
         futures = {
-            name: pool.submit(run_wrk, port, "0", args.connections, args.duration, args.path)
+            name: pool.submit(run_wrk, port, "0", args.connections, args.duration, args.path, args.close)
             for name, (_, port) in batch
         }
         results = {name: future.result() for name, future in futures.items()}
@@ -104,11 +99,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", help="git revision or folder to compare against (default: this tree for both)")
     parser.add_argument("--after", help="git revision or folder for B (default: this tree), to bisect a change")
+    parser.add_argument("--against", choices=sorted(SERVERS), help="A is this server instead (e.g. granian)")
     parser.add_argument("--b-args", default="", help="prefork options for B only (e.g. the feature measured)")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--duration", type=float, default=4)
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--path", default="/")
+    parser.add_argument("--close", action="store_true", help="a new connection per request (Connection: close)")
     parser.add_argument("--together", action="store_true", help="run A and B at the same time on one core")
     parser.add_argument("extra", nargs="*", help="prefork options for both servers")
     args = parser.parse_args()
@@ -118,7 +115,9 @@ def main() -> None:
     servers = {}
     try:
         servers = {
-            "A (before)" if args.before else "A": start(before_dir, "1", args.extra),
+            (args.against or ("A (before)" if args.before else "A")): start(
+                before_dir, "1", args.extra, args.against or ""
+            ),
             "B (this tree)" if args.before else "B (--b-args)": start(
                 after_dir, "1", [*args.extra, *args.b_args.split()]
             ),
