@@ -14,6 +14,7 @@ from typing import Any
 
 from .http.errors import BadRequest
 
+_MAX_VERDICTS = 4096
 DEFAULT_SCHEME_HEADERS = {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"}
 
 
@@ -26,6 +27,7 @@ class ProxyPolicy:
             ("HTTP_" + name.upper().replace("-", "_"), value.lower()) for name, value in scheme_headers.items()
         ]
         self.use_forwarded_for = use_forwarded_for
+        self._verdicts: dict[str, bool] = {}  # peer address -> trusted
         # environ keys whose presence means there is something to believe
         self.keys = frozenset(
             [key for key, _ in self.scheme_headers]
@@ -35,7 +37,17 @@ class ProxyPolicy:
     def trusts(self, peer: Any) -> bool:
         if not isinstance(peer, tuple):
             return True  # a unix-socket peer is a local process
-        return self.trust_all or self._trusted_ip(peer[0])
+        if self.trust_all:
+            return True
+        verdict = self._verdicts.get(peer[0])
+        if verdict is None:
+            # Parsing the address costs more than the rest of accepting a connection: decide once
+            # per peer address (a proxy, a load balancer, a few clients), within a bounded cache.
+            verdict = self._trusted_ip(peer[0])
+            if len(self._verdicts) >= _MAX_VERDICTS:
+                self._verdicts.clear()
+            self._verdicts[peer[0]] = verdict
+        return verdict
 
     def _trusted_ip(self, text: str) -> bool:
         try:
