@@ -2,7 +2,7 @@
 
 Options set on a listening TCP socket (timeouts, TCP_NODELAY) are inherited by the sockets that
 accept() returns, so workers pay nothing per connection for them; unix sockets do not inherit them
-and get them at accept (see ``Listener.tune_accepted``).
+and get them at accept (see ``Listener.accept``).
 """
 
 from __future__ import annotations
@@ -59,11 +59,21 @@ class Listener:
         self.family = sock.family
         self.server_address = sock.getsockname()  # for SERVER_NAME/SERVER_PORT when no Host is sent
         self.unix_path = self.server_address if sock.family == socket.AF_UNIX else None
+        self.inherits_options = sock.family != socket.AF_UNIX  # accepted TCP sockets inherit SO_*TIMEO
         self._timeouts: list[tuple[int, bytes]] = []
+        self._accept4 = sock._accept  # type: ignore[attr-defined]  # (fd, peer address)
+        self._family_number = int(sock.family)
 
-    @property
-    def inherits_options(self) -> bool:
-        return self.family != socket.AF_UNIX
+    def accept(self) -> tuple[socket.socket, Any]:
+        """``(socket, peer address)`` of the next connection; raises BlockingIOError when none waits.
+        Not ``socket.accept()``: it converts the family and type to enums on every call, which
+        profiled at 5% of a ``Connection: close`` request."""
+        fd, peer = self._accept4()
+        sock = socket.socket(self._family_number, socket.SOCK_STREAM, 0, fd)
+        if not self.inherits_options:
+            for option, value in self._timeouts:
+                sock.setsockopt(socket.SOL_SOCKET, option, value)
+        return sock, peer
 
     def set_timeouts(self, read_timeout: float, write_timeout: float) -> None:
         """Kernel-enforced read/write timeouts for accepted sockets (0 = none)."""
@@ -74,11 +84,6 @@ class Listener:
         if self.inherits_options:
             for option, value in self._timeouts:
                 self.sock.setsockopt(socket.SOL_SOCKET, option, value)
-
-    def tune_accepted(self, sock: socket.socket) -> None:
-        if not self.inherits_options:
-            for option, value in self._timeouts:
-                sock.setsockopt(socket.SOL_SOCKET, option, value)
 
     def refuse_new(self) -> None:
         """Stop the kernel completing new connections on this socket, keeping those it already has.

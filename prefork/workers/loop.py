@@ -184,13 +184,12 @@ class EventLoop(WorkerState):
     def accept(self, listener: Listener, now: float) -> Connection | None:
         """Accept one connection and read what it already sent, without blocking."""
         try:
-            sock, peer = listener.sock.accept()
+            sock, peer = listener.accept()
         except (BlockingIOError, InterruptedError):
             return None  # another worker took it
         except OSError as exc:  # EMFILE and friends: keep serving the connections we have
             self._accept_failed(listener, exc, now)
             return None
-        listener.tune_accepted(sock)
         if self.tls is None:
             conn = Connection(sock, self.handler.connection_environ(peer, listener.server_address, "http", sock), now)
         else:
