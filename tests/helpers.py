@@ -295,6 +295,14 @@ def status_of(raw_response: bytes) -> int:
     return int(raw_response[9:12])
 
 
+def served_by(server) -> int | None:
+    """The pid of the worker that answers /pid, or None while nothing answers."""
+    try:
+        return int(get(server, "/pid").body)
+    except OSError:
+        return None
+
+
 def eventually(predicate, timeout: float = 20.0, what: str = "condition", interval: float = 0.02) -> None:
     """Wait until ``predicate()`` is true; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

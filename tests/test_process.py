@@ -17,10 +17,12 @@ from helpers import (
     Client,
     background_get,
     child_pids,
+    eventually,
     free_port,
     get,
     is_running,
     run_until_exit,
+    served_by,
     wait_exit,
 )
 
@@ -49,7 +51,7 @@ def test_term_answers_the_next_request_of_a_kept_alive_connection(fresh_server, 
             client.send(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
             assert client.read_response().header("Connection") is None
         server.signal(signal.SIGTERM)
-        time.sleep(0.3)
+        server.wait_log("stopping gracefully")
         reused.send(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
         response = reused.read_response()
         assert response.status == 200 and response.header("Connection") == "close"
@@ -88,13 +90,8 @@ def test_killed_worker_is_replaced(fresh_server):
     before = child_pids(server.pid)
     victim = int(get(server, "/pid").body)
     os.kill(victim, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        now = child_pids(server.pid)
-        if len(now) == 2 and victim not in now:
-            break
-        time.sleep(0.05)
-    assert len(now) == 2 and victim not in now and before - {victim} <= now
+    eventually(lambda: len(child_pids(server.pid) - {victim}) == 2, 10, "a replacement worker")
+    assert before - {victim} <= child_pids(server.pid)
     server.wait_log("was killed by SIGKILL from outside prefork")
     assert get(server, "/hello").status == 200
 
@@ -106,15 +103,7 @@ def test_crashing_worker_is_replaced(fresh_server):
         client.send(b"GET /crash-worker HTTP/1.1\r\nHost: t\r\n\r\n")
         assert client.is_closed()
     server.wait_log("crashed with exit code 1")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if int(get(server, "/pid").body) != pid:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("worker was not replaced")
+    eventually(lambda: served_by(server) not in (None, pid), 10, "a replacement worker")
 
 
 def test_hung_worker_is_killed_after_timeout(fresh_server):
@@ -260,11 +249,8 @@ def test_parent_death_signal_reaches_an_orphaned_child():
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=10, cwd=ROOT, check=True
         ).stdout
     )
-    deadline = time.monotonic() + 5
-    while is_running(child) and time.monotonic() < deadline:
-        time.sleep(0.05)
     try:
-        assert not is_running(child)
+        eventually(lambda: not is_running(child), 5, "the orphaned child to exit")
     finally:
         if is_running(child):
             os.kill(child, signal.SIGKILL)

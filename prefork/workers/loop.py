@@ -104,6 +104,12 @@ class EventLoop(WorkerState):
         """Graceful stop: take the connections already in the kernel's accept queue, then close our
         copies of the listening sockets; ``adopt`` puts each accepted connection in the loop."""
         self.drain_deadline = monotonic() + self.settings.graceful_timeout
+        self.log.info(
+            "Worker %d (pid %d) stopping gracefully, %d connections open",
+            self.index,
+            os.getpid(),
+            len(self.connections),
+        )
         self.board.set_state(self.index, sb.DRAINING)
         self._set_title("draining")
         poller.set_accepting(False)
