@@ -182,7 +182,10 @@ def _request_line(line: str, limits: Limits) -> RequestHead:
     if version != "HTTP/1.1" and version != "HTTP/1.0":
         raise VersionNotSupported("only HTTP/1.0 and HTTP/1.1 are supported")
     head = RequestHead(method, target, version)
-    _request_target(head, target)
+    if target[0] == "/" and "#" not in target and method != "CONNECT":  # origin-form, the usual case
+        head.path, _sep, head.query = target.partition("?")
+    else:
+        _request_target(head, target)
     return head
 
 
@@ -291,11 +294,17 @@ def _message_semantics(head: RequestHead, framing: dict[str, list[str]], limits:
 
     connection = framing.get("connection")
     if connection is not None:
-        tokens = {t.strip(" \t").lower() for t in ",".join(connection).split(",")}
-        if "close" in tokens:
+        only = connection[0].lower() if len(connection) == 1 else ""
+        if only == "close":  # the usual values, without splitting the list
             head.keep_alive = False
-        elif not http11 and "keep-alive" in tokens:
+        elif only == "keep-alive":
             head.keep_alive = True
+        else:
+            tokens = {t.strip(" \t").lower() for t in ",".join(connection).split(",")}
+            if "close" in tokens:
+                head.keep_alive = False
+            elif not http11 and "keep-alive" in tokens:
+                head.keep_alive = True
 
     expect = framing.get("expect")
     if expect is not None and http11:  # an HTTP/1.0 server ignores 100-continue (RFC 9110 §10.1.1)
