@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import mmap
 import struct
+from collections.abc import Callable
+from functools import partial
+from typing import NamedTuple
 
 # RECYCLE: the worker reached --max-requests and asks the master for a replacement; it keeps serving
 # until the replacement is ready and the master retires it.
@@ -40,14 +43,13 @@ _THREAD = struct.Struct("<d119p")  # request start (0 = idle), request line (Pas
 _IDLE = struct.Struct("<d")
 
 
-# A worker announces each request with two stores into its own entry: on the hot path, module-level
-# struct calls cost a fraction of a method call chain.
-def request_started(entry: tuple[mmap.mmap, int], now: float, line: bytes) -> None:
-    _THREAD.pack_into(entry[0], entry[1], now, line)
+class Entry(NamedTuple):
+    """Where one request thread announces its request: ``started(now, request line)`` and
+    ``finished()``. Both are partials of ``struct.pack_into`` bound to the thread's place, so the hot
+    path makes no Python-level call for them."""
 
-
-def request_finished(entry: tuple[mmap.mmap, int]) -> None:
-    _IDLE.pack_into(entry[0], entry[1], 0.0)
+    started: Callable[[float, bytes], None]
+    finished: Callable[[], None]
 
 
 class Scoreboard:
@@ -59,9 +61,10 @@ class Scoreboard:
         self.slot_size = _FIXED_PART + threads * _THREAD.size + stats_size
         self._mem = mmap.mmap(-1, capacity * self.slot_size)
 
-    def entry(self, index: int, thread: int) -> tuple[mmap.mmap, int]:
-        """Where request thread ``thread`` of worker ``index`` announces its request (see below)."""
-        return self._mem, index * self.slot_size + _FIXED_PART + thread * _THREAD.size
+    def entry(self, index: int, thread: int) -> Entry:
+        """Where request thread ``thread`` of worker ``index`` announces its request."""
+        offset = index * self.slot_size + _FIXED_PART + thread * _THREAD.size
+        return Entry(partial(_THREAD.pack_into, self._mem, offset), partial(_IDLE.pack_into, self._mem, offset, 0.0))
 
     def stats_block(self, index: int) -> memoryview:
         """Slot ``index``'s request-statistics block: written by its worker, read by the master."""

@@ -109,9 +109,9 @@ def test_scoreboard_sibling_loads_skip_busy_and_absent_workers():
         board.reset(index, 0.0)
         board.set_state(index, state)
         board.set_connections(index, connections)
-    sb.request_started(board.entry(3, 0), 1.0, b"GET /slow")  # worker 3 is inside a request
+    board.entry(3, 0).started(1.0, b"GET /slow")  # worker 3 is inside a request
     assert board.sibling_loads(0) == [7]
-    sb.request_finished(board.entry(3, 0))
+    board.entry(3, 0).finished()
     assert sorted(board.sibling_loads(0)) == [2, 7]
     board.release(1)
     assert board.sibling_loads(0) == [2]

@@ -40,12 +40,12 @@ def test_running_requests_per_thread():
     board = sb.Scoreboard(2, threads=3)
     board.reset(1, 0.0)
     first, third = board.entry(1, 0), board.entry(1, 2)
-    sb.request_started(first, 10.0, b"GET /a")
-    sb.request_started(third, 11.0, b"POST /b")
+    first.started(10.0, b"GET /a")
+    third.started(11.0, b"POST /b")
     assert board.running(1) == [(10.0, "GET /a"), (11.0, "POST /b")]
-    sb.request_finished(first)
+    first.finished()
     assert board.running(1) == [(11.0, "POST /b")]
-    sb.request_started(first, 12.0, b"GET /" + b"x" * 500)  # long lines are cut, never overflow
+    first.started(12.0, b"GET /" + b"x" * 500)  # long lines are cut, never overflow
     assert board.running(1)[0][1] == "GET /" + "x" * 113
     assert board.running(0) == []
 
@@ -59,7 +59,7 @@ def test_sibling_loads_count_only_ready_workers_with_a_free_thread():
         board.set_state(index, state)
         board.set_connections(index, connections)
     assert sorted(board.sibling_loads(0)) == [2, 7]  # not itself, not booting or draining
-    sb.request_started(board.entry(1, 0), 1.0, b"GET /slow")  # its only thread is busy
+    board.entry(1, 0).started(1.0, b"GET /slow")  # its only thread is busy
     assert board.sibling_loads(0) == [2]
     board.release(3)
     assert board.sibling_loads(0) == []

@@ -79,7 +79,6 @@ class Worker(EventLoop, RequestCycle, PoolMember):
             from ..reloader import start_reloader
 
             start_reloader(self.settings.reload_extra_files, self._source_changed)
-        self.entry = self.board.entry(self.index, 0)
         self.board.beat(self.index, monotonic())
         self.board.set_state(self.index, sb.READY)
         self.log.info("Booted worker %d (pid %d)", self.index, os.getpid())

@@ -62,7 +62,9 @@ class RequestCycle(WorkerState):
             if not big:
                 release_free_memory()
 
-    def serve_connection(self, conn: Connection, head: RequestHead | None = None, entry: tuple = ()) -> bool:
+    def serve_connection(
+        self, conn: Connection, head: RequestHead | None = None, entry: sb.Entry | None = None
+    ) -> bool:
         """Run ``head`` (if given) and every complete request buffered on ``conn``; ``entry`` is the
         calling thread's scoreboard entry (the worker's first one by default).
 
@@ -94,7 +96,7 @@ class RequestCycle(WorkerState):
             self.reject(conn, exc)
             return False
 
-    def run_request(self, conn: Connection, head: RequestHead, entry: tuple) -> bool:
+    def run_request(self, conn: Connection, head: RequestHead, entry: sb.Entry) -> bool:
         """One request, announced in the scoreboard while it runs (the master reports it on timeout)."""
         raise NotImplementedError
 

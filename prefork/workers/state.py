@@ -95,7 +95,7 @@ class WorkerState:
         if settings.proxy_protocol:
             self.proxy_protocol = ProxyPolicy(settings.proxy_allow_ips, {}, False)
         self.connections: dict[int, Connection] = {}
-        self.entry: tuple = ()  # scoreboard entry of the main thread, set once booted
+        self.entry = board.entry(index, 0)  # where the main thread announces its requests
         self.next_housekeeping = 0.0
         self.drain_deadline = 0.0
         self.title = ""

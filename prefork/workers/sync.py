@@ -59,9 +59,9 @@ class SyncWorker(Worker):
         if not (conn.recv_nowait() and self.serve_connection(conn)):
             self.forget(conn)
 
-    def run_request(self, conn: Connection, head: RequestHead, entry: tuple) -> bool:
+    def run_request(self, conn: Connection, head: RequestHead, entry: sb.Entry) -> bool:
         started = monotonic()
-        sb.request_started(entry, started, (head.method + " " + head.target).encode("latin-1"))
+        entry.started(started, (head.method + " " + head.target).encode("latin-1"))
         self.serving = conn
         self.serving_since = started
         try:
@@ -70,7 +70,7 @@ class SyncWorker(Worker):
             self.serving_since = 0.0
             while self.watcher_busy:  # rare: it is moving parked connections right now
                 sleep(0.0002)
-            sb.request_finished(entry)
+            entry.finished()
         return keep
 
     # -- the hand-off watcher thread ------------------------------------------------------------

@@ -230,13 +230,13 @@ class ThreadedWorker(Worker):
                 # to epoll does, when its next request arrives, and the loop re-checks then.
                 self.poller.wake()
 
-    def run_request(self, conn: Connection, head: RequestHead, entry: tuple) -> bool:
+    def run_request(self, conn: Connection, head: RequestHead, entry: sb.Entry) -> bool:
         ident = threading.get_ident()
         started = monotonic()
         self.running_requests[ident] = (started, head)
-        sb.request_started(entry, started, (head.method + " " + head.target).encode("latin-1"))
+        entry.started(started, (head.method + " " + head.target).encode("latin-1"))
         try:
             return self.handler.handle(conn, head)
         finally:
-            sb.request_finished(entry)
+            entry.finished()
             del self.running_requests[ident]
