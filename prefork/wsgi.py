@@ -185,7 +185,11 @@ class Response:
             return
         head = self._head(len(data))
         self.headers_sent = True
-        self._send(head, self._frame(data))
+        if self.length == len(data) and len(data) < _SEND_SEPARATELY:  # the usual case, in one write
+            self.sent = self.length
+            self.conn.send(head + data)
+        else:
+            self._send(head, self._frame(data))
 
     def send_file(self, wrapper: FileWrapper) -> bool:
         """Send a regular file with os.sendfile; False when the wrapped object is not one."""
