@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from helpers import Client, request
+from helpers import Client, child_pids, request
 from prefork.body import Input, LengthBody
 from prefork.http.errors import HTTPError
 from prefork.http.parser import Limits, _known_names, parse_head
@@ -338,7 +338,6 @@ def test_a_response_that_ends_in_a_close_says_so_in_its_head(fresh_server, raw):
 def test_incomplete_heads_share_a_memory_budget(fresh_server):  # G13
     import socket as socketlib
 
-    from helpers import child_pids
     from prefork.workers.cycle import HEAD_MEMORY_BUDGET
 
     server = fresh_server("--limit-request-fields", "1000", "--header-timeout", "30", "--worker-connections", "100")

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from helpers import Client, Server, background_get, eventually
+from helpers import Client, Server, background_get, child_pids, eventually, wait_exit
 
 WORKER_ARGS = {"sync": ["-k", "sync"], "threaded": ["-k", "threaded", "--threads", "1"]}
 
@@ -81,7 +81,6 @@ def test_a_slow_request_does_not_delay_the_other_clients_of_its_worker(fresh_ser
 
 
 def title_of_workers(server: Server) -> str:
-    from helpers import child_pids
 
     titles = []
     for pid in child_pids(server.pid):
@@ -205,7 +204,6 @@ def test_nothing_is_lost_across_reloads_while_connections_are_handed_off(fresh_s
 
 @pytest.mark.parametrize("worker_class", list(WORKER_ARGS))
 def test_nothing_is_lost_when_term_arrives_while_connections_are_handed_off(fresh_server, worker_class):
-    from helpers import wait_exit
 
     server = fresh_server(*WORKER_ARGS[worker_class], "-w", "2", "--keep-alive", "30", "--handoff-delay", "0.01")
     booted(server, 2)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers import exchange, request, status_of
+from helpers import exchange, request, run_cli, status_of
 from prefork.proxy import DEFAULT_SCHEME_HEADERS, ProxyPolicy
 
 
@@ -78,7 +78,6 @@ def test_contradictory_scheme_headers_get_400(fresh_server):
 
 
 def test_invalid_allow_list_is_a_usage_error(tmp_path):
-    from helpers import run_cli
 
     out = run_cli("--forwarded-allow-ips", "10.0.0.300", "testapp:app")
     assert out.returncode == 2 and "forwarded-allow-ips" in out.stderr

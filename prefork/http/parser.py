@@ -182,23 +182,21 @@ def _request_line(line: str, limits: Limits) -> RequestHead:
     if version != "HTTP/1.1" and version != "HTTP/1.0":
         raise VersionNotSupported("only HTTP/1.0 and HTTP/1.1 are supported")
     head = RequestHead(method, target, version)
-    if target[0] == "/" and "#" not in target and method != "CONNECT":  # origin-form, the usual case
+    if target[0] == "/" and "#" not in target and method != "CONNECT":  # origin-form (§3.2.1)
         head.path, _sep, head.query = target.partition("?")
     else:
-        _request_target(head, target)
+        _request_target(head, target)  # a refusal or one of the other forms
     return head
 
 
 def _request_target(head: RequestHead, target: str) -> None:
-    """RFC 9112 §3.2: the four request-target forms, each only where it is allowed."""
+    """RFC 9112 §3.2: every request-target but a plain origin-form one (``_request_line`` takes
+    those): a fragment or CONNECT is refused, asterisk-form only with OPTIONS, else absolute-form."""
     if "#" in target:
         raise BadRequest("fragment in request-target")
     if head.method == "CONNECT":
         raise NotImplementedHTTP("CONNECT is not supported")
-    if target[0] == "/":  # origin-form
-        path, _sep, query = target.partition("?")
-        head.path, head.query = path, query
-    elif target == "*":  # asterisk-form, §3.2.4
+    if target == "*":  # asterisk-form, §3.2.4
         if head.method != "OPTIONS":
             raise BadRequest("asterisk-form is only allowed with OPTIONS")
         head.path = "*"
