@@ -33,6 +33,36 @@ def test_concurrent_slow_requests_overlap(fresh_server):
     assert elapsed < 1.9  # four 1-second requests in about one request's time
 
 
+def test_fast_requests_are_served_inline_by_one_thread(fresh_server):
+    """An app that does not block is served by the thread holding the loop, as the sync worker would:
+    no hand-over between threads per request (relay.py)."""
+    server = fresh_server("-k", "threaded", "--threads", "4")
+    clients = [Client(server.connect()) for _ in range(4)]
+    names = []
+    try:
+        for n in range(200):
+            clients[n % 4].send(b"GET /thread HTTP/1.1\r\nHost: x\r\n\r\n")
+            names.append(clients[n % 4].read_response().body)
+    finally:
+        for client in clients:
+            client.sock.close()
+    most = max(set(names), key=names.count)
+    assert most.startswith(b"request-")
+    assert names.count(most) >= 180, {name: names.count(name) for name in set(names)}
+
+
+def test_blocking_requests_spread_over_threads(fresh_server):
+    """Requests that block (sleep, I/O) send the worker to pool mode: they run side by side."""
+    server = fresh_server("-k", "threaded", "--threads", "4")
+    started = time.monotonic()
+    results = concurrent_gets(server, "/thread?0.4", 8)
+    elapsed = time.monotonic() - started
+    names = {r["response"].body for r in results}
+    assert len(names) >= 3, names
+    assert all(name.startswith(b"request-") for name in names)
+    assert elapsed < 1.8  # 8 x 0.4 s on 4 threads: about 0.8 s side by side, 3.2 s one by one
+
+
 def test_gthread_alias_and_threads_select_threaded(fresh_server):
     for args in (["-k", "gthread", "--threads", "2"], ["--threads", "2"]):
         server = fresh_server(*args)

@@ -33,18 +33,20 @@ class EventLoop(WorkerState):
         """A poller over the listening sockets and the hand-off channel."""
         return Poller({listener.sock.fileno(): listener for listener in self.listeners}, self.channel)
 
-    def event_loop(self, poller: Poller) -> None:
+    def event_loop(self, poller: Poller, holder: int = 0) -> None:
         """Accept, read, time out and drain; subclasses say what ``adopt``, ``readable`` and
         ``can_accept`` mean for them. Each turn costs a few attribute tests besides the events:
-        the balance gates are re-decided only when they may have changed (``update_gates``)."""
+        the balance gates are re-decided only when they may have changed (``update_gates``).
+
+        ``holder`` names the thread running the loop: the loop returns as soon as
+        ``self.loop_holder`` names another (the threaded worker moves the loop between threads).
+        """
         self.poller = poller
         connections = self.connections
         readable = self.readable
         poll = poller.poll
-        draining = False
-        while self.alive or self.running():
-            if not (self.alive or draining):
-                draining = True
+        while self.loop_holder == holder and (self.alive or self.running()):
+            if not (self.alive or self.drain_deadline):
                 self.start_drain(poller, self.adopt)
                 continue
             events = poll(self.before_poll() if self.waiting else self.poll_wait)
@@ -53,8 +55,12 @@ class EventLoop(WorkerState):
                 conn = connections.get(fd)
                 if conn is not None:
                     readable(conn)
-                else:
+                elif self.loop_holder == holder:  # else level-triggered: the new holder sees it too
                     self.new_connection(poller, fd, now)
+            if self.ready:
+                self.serve_ready()
+            if self.loop_holder != holder:
+                break  # another thread took the loop while this one ran a request
             if now >= self.next_housekeeping:
                 self.housekeeping(now, connections)
             if (now >= self.gates_due or len(connections) != self.gates_count) and self.alive:

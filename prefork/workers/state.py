@@ -33,16 +33,20 @@ class WorkerState:
     multithread = False
     handler: WSGIHandler  # built after the fork, once the application is loaded (main)
     waiting: Any = ()  # complete heads waiting for a request thread (threaded worker)
+    loop_holder = 0  # the thread running the event loop (threaded worker: it moves; 0 = the only one)
+    ready: Any = ()  # complete heads the loop holder serves once it has read its batch (threaded worker)
 
     poller: Poller  # built by run_loop, in the child
     # Defined by one part, called by others:
     describe: Callable[[float], str]  # base: the process title's state
+    handoff_summary: Callable[[], str]  # base: ", handed off N, taken over M" for the title
     publish_stats: Callable[..., None]  # base
     hook: Callable[..., None]  # base: a server hook
     _set_title: Callable[[str], None]  # base
     _on_term: Callable[[int, Any], None]  # base: the graceful stop
     _progress: Callable[[], None]  # base: heartbeat before a blocking client call
     forget: Callable[[Connection], None]  # loop: close a connection
+    serve_ready: Callable[[], None]  # threaded: run or dispatch the heads in ``ready``
     reject: Callable[[Connection, HTTPError], None]  # cycle: refuse a request
     _forget_finished_heads: Callable[[], None]  # cycle
     update_gates: Callable[[float], None]  # sharing

@@ -1,69 +1,94 @@
-"""The threaded worker: a bounded pool of request threads fed by one event loop.
+"""The threaded worker: up to ``--threads`` requests at once, served inline while the app does not block.
 
 Threads and what they run:
-- the **event-loop thread** (the process's main thread) runs ``run_loop`` and everything it calls
-  except ``_request_thread``: it accepts, reads request heads from idle and slow connections in
-  epoll, hands a connection to the pool only once a head is complete, enforces the header and idle
-  timeouts, watches ``--request-timeout`` and writes the heartbeat;
-- the **request threads** run ``_request_thread``: ``serve_connection`` for the request they were
-  given (and any request pipelined behind it), then give the connection back to epoll or close it.
+- the **loop holder** runs the event loop (loop.py): it accepts, reads request heads from idle and
+  slow connections in epoll, enforces the header and idle timeouts, watches ``--request-timeout``
+  and writes the heartbeat. Exactly one thread holds the loop at a time (``self.loop_holder``);
+- the **request threads** (``--threads`` of them) run requests. One of them may hold the loop: it
+  then serves each complete head **inline**, as the sync worker does, without waking another thread;
+- the **main thread** stands by while a request thread holds the loop, and takes the loop over
+  once the holder has been inside one request for 5 ms, so no client waits long behind a slow
+  request. It then runs the loop in **pool mode**: complete heads go to free request threads
+  through ``self.jobs``, as gunicorn's gthread worker does. A holder whose inline request slept
+  (blocked on I/O) for longer than 0.5 ms gives the loop to the main thread itself. After a spell
+  of pool mode (50 ms, doubling up to 2 s while the app keeps blocking), a request thread tries
+  serving inline again. An application that blocks (databases, upstream calls) is so served by the
+  pool, one that does not by one thread with no hand-over between threads per request: the
+  thread switches that cost gthread (and this worker before) about 60% of the sync worker's speed.
+  relay.py moves the loop between threads.
 
 Slow clients: a connection whose request head has been arriving for longer than ``SLOW_HEAD`` is
-not re-armed in epoll after a partial read; housekeeping reads all such connections in one pass twice
-a second. A thousand clients sending a byte a second then cost the loop two wake-ups a second instead
-of a thousand, each of which would take the GIL from the request threads.
+not re-armed in epoll after a partial read; housekeeping re-arms all such connections twice a
+second, so their reads come in one batch. A thousand clients sending a byte a second then cost the
+loop two wake-ups a second instead of a thousand, each of which would take the GIL from the
+request threads.
 
 A connection is owned by one thread at a time: registered with EPOLLONESHOT, it cannot fire again
-until the request thread re-arms it. A complete head goes to the pool only when a thread is free;
-otherwise it waits in ``self.waiting`` (owned by the loop), and one that has waited ``--handoff-delay``
-is handed, unparsed again, to a free sibling. Back-pressure: when every thread is busy and heads
-wait, or the worker holds ``--worker-connections`` connections none of which is idle, the loop stops
-accepting; the kernel backlog and the other workers take the new connections.
+until its owner re-arms it. In pool mode a complete head goes to the pool only when a thread is
+free; otherwise it waits in ``self.waiting`` (owned by the loop), and one that has waited
+``--handoff-delay`` is handed, unparsed again, to a free sibling. Back-pressure: when every thread
+is busy and heads wait, or the worker holds ``--worker-connections`` connections none of which is
+idle, the loop stops accepting; the kernel backlog and the other workers take the new connections.
 """
 
 from __future__ import annotations
 
 import queue
 import select
-import sys
 import threading
-import traceback
 from collections import deque
+from collections.abc import Callable
 from time import monotonic
+from typing import Any
 
-from .. import scoreboard as sb
 from ..conn import Connection
 from ..http.errors import HTTPError
 from ..http.parser import RequestHead
 from .base import Worker
+from .poller import Poller
+from .relay import LEAD, STOPPED, LoopRelay
+from .running import RunningRequests
 from .state import HOUSEKEEPING_INTERVAL
 
 SLOW_HEAD = 0.5  # seconds a head may take to arrive before its connection is read in batches
 
 
-class ThreadedWorker(Worker):
+class ThreadedWorker(RunningRequests, Worker, LoopRelay):
     multithread = True
 
     def run_loop(self) -> None:
         self.poller = self.make_poller()
         # complete heads for which no thread was free: (since, connection, head, bytes it came from)
         self.waiting: deque[tuple[float, Connection, RequestHead, bytes]] = deque()
-        self.jobs: queue.SimpleQueue[tuple[Connection, RequestHead] | None] = queue.SimpleQueue()
+        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()  # (conn, head), LEAD, or None = exit
         self.running_requests: dict[int, tuple[float, RequestHead]] = {}  # thread ident -> (start, head)
         self.timed_out: set[int] = set()
-        self.slow: list[Connection] = []  # heads arriving slowly: read by housekeeping, not epoll
+        self.slow: list[Connection] = []  # heads arriving slowly: re-armed by housekeeping, not at once
+        self.ready: deque[tuple[Connection, RequestHead, bytes]] = deque()  # what the holder serves next
         threads = [
             threading.Thread(target=self._request_thread, args=(i,), name=f"request-{i}", daemon=True)
             for i in range(self.settings.threads)
         ]
+        self.init_relay()  # offers the loop to the first free request thread
         for thread in threads:
             thread.start()
         try:
-            self.event_loop(self.poller)
+            self.supervise()
         finally:
             self._shutdown(threads)
 
-    # -- event-loop thread ----------------------------------------------------------------------------
+    def start_drain(self, poller: Poller, adopt: Callable[[Connection], None]) -> None:
+        me = threading.get_ident()
+        if me != self.main_thread:
+            self.return_loop(me)  # the main thread drains, in pool mode
+            return
+        super().start_drain(poller, adopt)
+
+    def _on_term(self, signum: int, frame: Any) -> None:
+        super()._on_term(signum, frame)
+        self.standby_event.set()
+
+    # -- the loop ---------------------------------------------------------------------------------------
 
     def can_accept(self, now: float) -> bool:
         return not self.waiting and super().can_accept(now) and self.jobs.qsize() < self.settings.threads
@@ -87,28 +112,32 @@ class ThreadedWorker(Worker):
     def housekeeping(self, now: float, connections: dict[int, Connection]) -> None:
         super().housekeeping(now, connections)  # first: drops the heads past --header-timeout
         slow, self.slow = self.slow, []
-        for conn in slow:
+        for conn in slow:  # their next bytes come in the next poll, together
             if connections.get(conn.fd) is conn:
-                self.readable(conn)
+                self.poller.arm(conn.fd)
         self._check_request_timeouts(now)
+        if self.loop_holder == self.main_thread:
+            self.maybe_lend(now)
 
     def adopt(self, conn: Connection) -> None:
         self.connections[conn.fd] = conn
         # Registered disarmed: EPOLLONESHOT also silences the hang-up that epoll reports unasked
-        # while a request thread owns the connection. _wait_or_dispatch arms it when it waits.
+        # while a request thread owns the connection. Whoever serves it arms it when it waits.
         self.poller.watch(conn.fd, select.EPOLLONESHOT)
-        self._wait_or_dispatch(conn)
+        self._route(conn)
 
     def readable(self, conn: Connection) -> None:
         if conn.busy:
             return  # a busy one can only report a hang-up; its thread will see it
         if conn.recv_nowait():
-            self._wait_or_dispatch(conn)
+            self._route(conn)
         else:
             self.forget(conn)
 
-    def _wait_or_dispatch(self, conn: Connection) -> None:
-        """Hand ``conn`` to the pool if its head is complete, else re-arm it in epoll."""
+    def _route(self, conn: Connection) -> None:
+        """A complete head goes to ``self.ready`` when a request thread holds the loop (this one: it
+        serves them inline once it has read the whole batch of events), else to the pool; an
+        incomplete one waits for more bytes."""
         raw = conn.buf if type(conn.buf) is bytes else bytes(conn.buf)
         try:
             head = self.next_head(conn)
@@ -117,12 +146,58 @@ class ThreadedWorker(Worker):
             self.forget(conn)
             return
         if head is None:
-            if conn.head_since and monotonic() - conn.head_since > SLOW_HEAD:
-                self.slow.append(conn)
-            else:
-                self.poller.arm(conn.fd)
+            self._park(conn)
             return
-        conn.busy = True
+        conn.busy = True  # a new loop holder leaves it alone
+        holder = self.loop_holder
+        if holder != self.main_thread and holder == threading.get_ident():
+            self.ready.append((conn, head, raw))
+        else:
+            self._dispatch(conn, head, raw)
+
+    def serve_ready(self) -> None:
+        """The loop holder's complete heads: served inline one after the other while it keeps the
+        loop; the main thread, which takes the loop meanwhile, gives those left to the pool."""
+        ready = self.ready
+        me = threading.get_ident()
+        if me == self.main_thread:
+            while ready:
+                self._dispatch(*ready.popleft())
+            return
+        while ready:
+            conn, head, _ = ready.popleft()
+            if not self._serve_inline(conn, head, me):
+                return
+
+    def _serve_inline(self, conn: Connection, head: RequestHead, me: int) -> bool:
+        """The loop holder runs ``head`` (and what is pipelined behind it) itself, as the sync worker
+        does; returns whether it still holds the loop (relay.py: the main thread may take it)."""
+        started = monotonic()
+        self.begin_inline(started)
+        try:
+            keep = self.serve_connection(conn, head, self.lead_entry)
+        except Exception:
+            self.log.exception("Unexpected error serving a connection")
+            keep = False
+        if not self.end_inline(me, started):
+            self._give_back(conn, keep)  # as a request thread: the main thread holds the loop now
+            return False
+        if keep:
+            conn.busy = False
+            self._park(conn)
+        else:
+            self.forget(conn)
+        return True
+
+    def _park(self, conn: Connection) -> None:
+        """Wait for ``conn``'s next bytes: in epoll, or with the slow heads (loop holder only)."""
+        if conn.head_since and monotonic() - conn.head_since > SLOW_HEAD:
+            self.slow.append(conn)
+        else:
+            self.poller.arm(conn.fd)
+
+    def _dispatch(self, conn: Connection, head: RequestHead, raw: bytes) -> None:
+        """To a free request thread, or to ``self.waiting`` (``raw``: the bytes the head came from)."""
         if self.channel is None or self._free_threads() > 0:
             self.jobs.put((conn, head))
         else:
@@ -153,52 +228,11 @@ class ThreadedWorker(Worker):
         self.waiting.clear()
         super().evacuate(now, keep)
 
-    def liveness(self, now: float) -> float:
-        """The worker is alive while a thread is free or some request started within --timeout.
-
-        A heartbeat from this loop alone would hide a worker whose every thread is stuck.
-        """
-        running = list(self.running_requests.values())
-        if len(running) < self.settings.threads:
-            return now
-        return max(started for started, _ in running)
-
-    def _check_request_timeouts(self, now: float) -> None:
-        limit = self.settings.request_timeout
-        if not limit:
-            return
-        frames = None
-        for ident, (started, head) in list(self.running_requests.items()):
-            if now - started <= limit or ident in self.timed_out:
-                continue
-            self.timed_out.add(ident)
-            frames = frames or sys._current_frames()
-            frame = frames.get(ident)
-            stack = "".join(traceback.format_stack(frame)) if frame else "(no stack)"
-            self.log.error(
-                "Request timeout: %s %s has run for %.1fs (limit %ss); recycling worker %d. Stack of its thread:\n%s",
-                head.method,
-                head.target,
-                now - started,
-                limit,
-                self.index,
-                stack.rstrip(),
-            )
-            self.alive = False  # graceful: other threads finish, the master starts a replacement
-            self.handler.reuse_connections = False
-
-    def describe(self, now: float) -> str:
-        running = list(self.running_requests.values())
-        if not running:
-            return f"idle, {self.requests} requests"
-        started, head = min(running, key=lambda item: item[0])
-        return (
-            f"busy {len(running)}/{self.settings.threads} threads, oldest {head.method} "
-            f"{head.target[:60]} {now - started:.1f}s{self.handoff_summary()}"
-        )
-
     def _shutdown(self, threads: list[threading.Thread]) -> None:
         """Let queued and running requests finish (bounded by the drain deadline), then stop."""
+        with self.role:
+            self.loop_holder = STOPPED  # a request thread holding the loop (fast stop) leaves it
+        self.poller.wake()
         for _ in threads:
             self.jobs.put(None)
         deadline = max(self.drain_deadline, monotonic() + 1.0)
@@ -214,29 +248,25 @@ class ThreadedWorker(Worker):
         entry = self.board.entry(self.index, number)  # this thread's place in the scoreboard
         jobs = self.jobs
         while (job := jobs.get()) is not None:
+            if job is LEAD:
+                self.lead(entry)
+                continue
             conn, head = job
             try:
                 keep = self.serve_connection(conn, head, entry)
             except Exception:
                 self.log.exception("Unexpected error serving a connection")
                 keep = False
-            if keep:  # the response said keep-alive, even if the worker began draining since
-                conn.busy = False
-                self.poller.arm(conn.fd)
-            else:
-                self.forget(conn)
-            if self.waiting or (self.alive and not self.poller.accepting and not (keep and jobs.qsize())):
-                # Capacity freed and nothing else will wake the loop soon: a connection given back
-                # to epoll does, when its next request arrives, and the loop re-checks then.
-                self.poller.wake()
+            self._give_back(conn, keep)
 
-    def run_request(self, conn: Connection, head: RequestHead, entry: sb.Entry) -> bool:
-        ident = threading.get_ident()
-        started = monotonic()
-        self.running_requests[ident] = (started, head)
-        entry.started(started, (head.method + " " + head.target).encode("latin-1"))
-        try:
-            return self.handler.handle(conn, head)
-        finally:
-            entry.finished()
-            del self.running_requests[ident]
+    def _give_back(self, conn: Connection, keep: bool) -> None:
+        """A request thread is done with ``conn``: back to epoll, or closed."""
+        if keep:  # the response said keep-alive, even if the worker began draining since
+            conn.busy = False
+            self.poller.arm(conn.fd)
+        else:
+            self.forget(conn)
+        if self.waiting or (self.alive and not self.poller.accepting and not (keep and self.jobs.qsize())):
+            # Capacity freed and nothing else will wake the loop soon: a connection given back
+            # to epoll does, when its next request arrives, and the loop re-checks then.
+            self.poller.wake()

@@ -3,6 +3,7 @@
 import json
 import os
 import sys
+import threading
 import time
 
 
@@ -191,6 +192,14 @@ def bytes_(environ, start_response):
     size = int(environ.get("QUERY_STRING") or "65536")
     start_response("200 OK", [("Content-Type", "application/octet-stream")])
     return (b"x" * min(65536, size - offset) for offset in range(0, size, 65536))
+
+
+def thread(environ, start_response):
+    """``/thread?S``: sleeps S seconds (default none), then names the thread that ran the request."""
+    seconds = float(environ.get("QUERY_STRING") or "0")
+    if seconds:
+        time.sleep(seconds)
+    return _ok(start_response, threading.current_thread().name.encode())
 
 
 def pid(environ, start_response):

@@ -1,0 +1,224 @@
+"""The threaded worker's loop relay: which thread runs the event loop, and when it changes hands.
+
+Mixed into ``ThreadedWorker`` (threaded.py), whose docstring says what the threads do. Here: a
+request thread given the LEAD job holds the loop and serves requests inline (``begin_inline`` /
+``end_inline`` around each); the main thread stands by and takes the loop (pool mode) from a holder
+that stays inside one request for TAKEOVER_DELAY, or is given it by a holder whose request blocked;
+after a spell of pool mode it lends the loop to a request thread again.
+
+Who may move the loop: only the main thread takes it (``_stand_by``, under ``self.role``), only the
+holder gives it back. The holder's side of each inline request uses no lock (one would cost every
+request): it clears ``inline_since``, then waits while ``taking`` is up, then reads ``loop_holder``;
+the main thread raises ``taking``, then takes the loop only if ``inline_since`` still names the
+request it saw. Attribute stores and loads are atomic and ordered under the GIL, so either the main
+thread sees the request ended, or the holder sees it at work and waits for its verdict. The same
+order (``inline_since`` then ``standby_sleeping`` on one side, the reverse on the other) keeps the
+main thread from falling asleep while an inline request runs.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from resource import RUSAGE_THREAD, getrusage
+from time import monotonic, sleep
+from typing import Any
+
+from .. import scoreboard as sb
+from .state import WorkerState
+
+TAKEOVER_DELAY = 0.005  # seconds an inline request may run before the main thread takes the loop
+LONG_INLINE = 0.05  # seconds after which the main thread takes the loop from a holder that runs
+SLOW_REQUEST = 0.0005  # an inline request that slept and took longer than this blocks: pool mode
+# Seconds in pool mode before a request thread tries serving inline again: doubled each time inline
+# serving lasted less than STEADY_INLINE (the app blocks), back to the minimum after a steady run or
+# when the cause was not the app (a request slowed by a busy machine costs only the minimum).
+POOL_HOLD_MIN = 0.05
+POOL_HOLD_MAX = 2.0
+STEADY_INLINE = 1.0
+BLOCKED_WINDOW = 0.05  # two inline requests that block within this many seconds: pool mode
+STANDBY_IDLE = 1.0  # seconds without inline requests after which the standby waits to be woken
+PENDING = -1  # loop_holder while the LEAD job is on its way to a request thread
+STOPPED = -2  # loop_holder once the worker shuts its threads down
+LEAD = ("lead", None)  # the job that makes a request thread the loop holder
+
+
+class LoopRelay(WorkerState):
+    """Which thread holds the loop; see the module docstring."""
+
+    jobs: queue.SimpleQueue[Any]  # threaded.py: (conn, head), LEAD, or None = exit
+    event_loop: Any  # loop.py
+
+    def init_relay(self) -> None:
+        self.main_thread = threading.get_ident()
+        self.role = threading.Lock()  # the main thread's decisions, LEAD taken, loop given back
+        self.taking = False  # the main thread is deciding whether to take the loop
+        self.inline_since = 0.0  # when the request the loop holder serves inline started; 0 = none
+        self.last_inline = 0.0  # when the last inline request started
+        self.pool_since = -POOL_HOLD_MAX  # when the main thread last took the loop (pool mode)
+        self.pool_hold = POOL_HOLD_MIN
+        self.standby_sleeping = False  # the main thread waits to be woken, not polling
+        self.standby_event = threading.Event()
+        self.lead_entry = self.entry  # the scoreboard entry of the thread holding the loop
+        self.lead_native_id = 0  # its kernel thread id (its state is in /proc)
+        self.preemptions: dict[int, int] = {}  # thread ident -> involuntary switches at its last slow request
+        self.last_blocked = -BLOCKED_WINDOW  # when an inline request last blocked
+        self.lend(monotonic())
+
+    def supervise(self) -> None:
+        """Main thread: run the loop in pool mode while it holds it, stand by while a request thread does."""
+        main = self.main_thread
+        while True:
+            if self.loop_holder == main:
+                # housekeeping decides when to lend the loop again
+                self.next_housekeeping = min(self.next_housekeeping, self.pool_since + self.pool_hold)
+                if self.ready:  # heads the last holder had read but not served: to the pool
+                    self.serve_ready()
+                self.event_loop(self.poller, main)
+                if self.loop_holder == main:
+                    return  # the loop ended: the worker drained
+            else:
+                self._stand_by()
+
+    def _stand_by(self) -> None:
+        """Main thread: wait until the loop is given back, or take it from a holder that has been inside
+        one request for TAKEOVER_DELAY (or when the worker stops), or when no request thread took the
+        LEAD job within TAKEOVER_DELAY (all of them busy). Polls only while inline requests run; after
+        STANDBY_IDLE without any, it sleeps until the holder's next inline request wakes it."""
+        main = self.main_thread
+        event = self.standby_event
+        while True:
+            with self.role:
+                holder = self.loop_holder
+                if holder == main:
+                    return
+                now = monotonic()
+                since = self.lent_at if holder == PENDING else self.inline_since
+                if since and (not self.alive or self._overdue(holder, now - since)):
+                    self.taking = True
+                    try:
+                        if holder == PENDING or self.inline_since == since:
+                            # a request thread still given LEAD will see it and return; the holder
+                            # judges the request when it ends (end_inline)
+                            self._to_pool(now)
+                            return
+                    finally:
+                        self.taking = False
+                sleeping = holder != PENDING and now - self.last_inline > STANDBY_IDLE
+                self.standby_sleeping = sleeping
+                if sleeping and self.inline_since:  # an inline request began meanwhile
+                    self.standby_sleeping = sleeping = False
+            event.wait(None if sleeping else TAKEOVER_DELAY)
+            event.clear()
+
+    def lead(self, entry: sb.Entry) -> None:
+        """Request thread, given the LEAD job: run the loop, serving requests inline, until it is taken."""
+        me = threading.get_ident()
+        with self.role:
+            if self.loop_holder != PENDING:
+                return  # the main thread took the loop meanwhile
+            self.loop_holder = me
+        self.lead_entry = entry
+        self.lead_native_id = threading.get_native_id()
+        try:
+            self.event_loop(self.poller, me)
+        except Exception:
+            self.log.exception("Unexpected error in the event loop; worker %d stops", self.index)
+            self.alive = False
+            self.return_loop(me)
+
+    def _overdue(self, holder: int, inline_for: float) -> bool:
+        """Whether the main thread takes the loop from ``holder`` (or from the LEAD job that no thread
+        took), in its inline request for ``inline_for`` seconds: after TAKEOVER_DELAY if it sleeps
+        (blocked on I/O), after LONG_INLINE if it runs (a long computation, or a process preempted on
+        a busy machine, which resumes soon on its own and gains nothing from the pool)."""
+        if inline_for <= TAKEOVER_DELAY:
+            return False
+        if holder == PENDING or inline_for > LONG_INLINE:
+            return True
+        try:
+            with open(f"/proc/self/task/{self.lead_native_id}/stat", "rb") as stat:
+                state = stat.read().rpartition(b")")[2].split()[0]
+        except (OSError, IndexError):
+            return True
+        return state != b"R"
+
+    def return_loop(self, me: int) -> None:
+        """The holder gives the loop to the main thread (pool mode, or the drain)."""
+        with self.role:
+            if self.loop_holder == me:
+                self.loop_holder = self.main_thread
+        self.standby_event.set()
+
+    def _to_pool(self, now: float) -> None:
+        """The main thread takes the loop (pool mode); ``self.role`` held."""
+        self.pool_since = now
+        self.loop_holder = self.main_thread
+
+    def _judge(self, blocked: bool) -> None:
+        """How long the next spells of pool mode last, after inline serving ended because a request
+        ``blocked`` (or was only slowed by a busy machine); ``self.role`` held."""
+        if blocked and self.pool_since - self.lent_at < STEADY_INLINE:
+            self.pool_hold = min(self.pool_hold * 2, POOL_HOLD_MAX)
+        else:
+            self.pool_hold = POOL_HOLD_MIN
+
+    def lend(self, now: float) -> None:
+        """Offer the loop to the next free request thread (the main thread held it, or none did yet)."""
+        with self.role:
+            self.loop_holder = PENDING
+            self.lent_at = now
+        self.jobs.put(LEAD)
+
+    def maybe_lend(self, now: float) -> None:
+        """Main thread, at housekeeping: ``pool_hold`` after it took the loop, a request thread tries
+        serving inline again. Only inline requests tell whether the app blocks: in the pool, a
+        request's time also counts its waits for the GIL."""
+        if self.alive and now - self.pool_since >= self.pool_hold:
+            self.lend(now)
+
+    def begin_inline(self, started: float) -> None:
+        """The holder starts serving a request inline."""
+        self.inline_since = self.last_inline = started
+        if self.standby_sleeping:  # after the inline_since store: see the module docstring
+            self.standby_sleeping = False
+            self.standby_event.set()
+
+    def end_inline(self, me: int, started: float) -> bool:
+        """The holder's inline request ended: whether it still holds the loop. A request that blocked
+        (slow, and not because the process was preempted) sends the worker to pool mode."""
+        self.inline_since = 0.0
+        while self.taking:  # rare: the main thread is deciding right now
+            sleep(0.0001)
+        now = monotonic()
+        if self.loop_holder != me:  # taken over during this request
+            blocked = not self._preempted(me)
+            with self.role:
+                self._judge(blocked)
+            return False
+        if now - started > SLOW_REQUEST and self._blocked_again(me, now):
+            with self.role:
+                self._to_pool(now)
+                self._judge(True)
+            self.standby_event.set()
+            return False
+        return True
+
+    def _blocked_again(self, me: int, now: float) -> bool:
+        """After a slow inline request: whether it is the second in BLOCKED_WINDOW that this thread
+        spent asleep rather than preempted (its count of involuntary context switches unchanged
+        since its last slow request). Read only after a slow request, so it costs the others
+        nothing; one slow request alone (a wait for the GIL, a collection) changes nothing."""
+        if self._preempted(me):
+            return False
+        again = now - self.last_blocked < BLOCKED_WINDOW
+        self.last_blocked = now
+        return again
+
+    def _preempted(self, me: int) -> bool:
+        """Whether this thread was preempted since its last slow request (or has none): its count of
+        involuntary context switches grew."""
+        count = getrusage(RUSAGE_THREAD).ru_nivcsw
+        preempted = count != self.preemptions.get(me, -1)
+        self.preemptions[me] = count
+        return preempted
