@@ -58,6 +58,7 @@ class Connection:
         "requests",
         "linger",
         "busy",
+        "disarmed",
         "trusted",
         "proxy_header_pending",
         "behind_since",
@@ -75,6 +76,7 @@ class Connection:
         self.requests = 0
         self.linger = False  # unread input may remain: close gently so our last response survives
         self.busy = False  # a request thread owns it (threaded worker); the event loop keeps off
+        self.disarmed = False  # busy, and silenced in epoll until its owner gives it back (threaded)
         self.trusted = False  # the peer is a trusted proxy (--forwarded-allow-ips)
         self.proxy_header_pending = False  # a PROXY protocol header must come first (--proxy-protocol)
         self.behind_since = 0.0  # when the client last stopped keeping up with our writes; 0 = it keeps up

@@ -6,7 +6,7 @@ worker, not all of them (no thundering herd), and a worker that is not waiting (
 is skipped by the kernel. They are unregistered while the worker is full, ahead of its siblings, or
 stopping. The wake-up pipe receives a byte on every signal (``signal.set_wakeup_fd``) and from
 ``wake()``, which any thread may call, so ``poll()`` returns at once. Connections are added with
-``watch``, re-armed with ``arm`` (one-shot registrations) and removed with ``forget``.
+``watch`` (level-triggered), silenced with ``disarm``, re-armed with ``arm`` and removed with ``forget``.
 
 Owned by the worker's event-loop thread; ``arm``, ``forget`` and ``wake`` may be called by the thread
 that owns a connection.
@@ -20,7 +20,6 @@ import signal
 from typing import Any
 
 LISTEN_EVENTS = select.EPOLLIN | select.EPOLLEXCLUSIVE
-ONESHOT = select.EPOLLIN | select.EPOLLONESHOT
 
 
 class Poller:
@@ -69,8 +68,13 @@ class Poller:
         self.epoll.register(fd, events)
 
     def arm(self, fd: int) -> None:
-        """Report the next readable event of a one-shot registration."""
-        self.epoll.modify(fd, ONESHOT)
+        """Report a connection's readable events again, after ``disarm``."""
+        self.epoll.modify(fd, select.EPOLLIN)
+
+    def disarm(self, fd: int) -> None:
+        """Report nothing more for a connection until ``arm``: EPOLLONESHOT with no events, so that
+        even the hang-up epoll reports unasked comes at most once."""
+        self.epoll.modify(fd, select.EPOLLONESHOT)
 
     def forget(self, fd: int) -> None:
         """Remove a connection (before closing or handing off its descriptor: a descriptor that lives

@@ -1,10 +1,11 @@
 """The threaded worker's loop relay: which thread runs the event loop, and when it changes hands.
 
 Mixed into ``ThreadedWorker`` (threaded.py), whose docstring says what the threads do. Here: a
-request thread given the LEAD job holds the loop and serves requests inline (``begin_inline`` /
-``end_inline`` around each); the main thread stands by and takes the loop (pool mode) from a holder
-that stays inside one request for TAKEOVER_DELAY, or is given it by a holder whose request blocked;
-after a spell of pool mode it lends the loop to a request thread again.
+request thread given the LEAD job holds the loop and serves requests inline (threaded.py's
+``serve_ready``, with ``wake_standby`` and ``end_inline``); the main thread stands by and takes the
+loop (pool mode) from a holder that stays asleep inside one request for TAKEOVER_DELAY, or is given
+it by a holder whose requests blocked; after a spell of pool mode it lends the loop to a request
+thread again.
 
 Who may move the loop: only the main thread takes it (``_stand_by``, under ``self.role``), only the
 holder gives it back. The holder's side of each inline request uses no lock (one would cost every
@@ -64,6 +65,7 @@ class LoopRelay(WorkerState):
         self.preemptions: dict[int, int] = {}  # thread ident -> involuntary switches at its last slow request
         self.last_blocked = -BLOCKED_WINDOW  # when an inline request last blocked
         self.lend(monotonic())
+        self.jobs.put(LEAD)
 
     def supervise(self) -> None:
         """Main thread: run the loop in pool mode while it holds it, stand by while a request thread does."""
@@ -77,6 +79,8 @@ class LoopRelay(WorkerState):
                 self.event_loop(self.poller, main)
                 if self.loop_holder == main:
                     return  # the loop ended: the worker drained
+                if self.loop_holder == PENDING:  # lent at housekeeping: offered once this loop is left
+                    self.jobs.put(LEAD)
             else:
                 self._stand_by()
 
@@ -164,11 +168,11 @@ class LoopRelay(WorkerState):
             self.pool_hold = POOL_HOLD_MIN
 
     def lend(self, now: float) -> None:
-        """Offer the loop to the next free request thread (the main thread held it, or none did yet)."""
+        """The loop goes to the next free request thread; ``supervise`` offers it (the LEAD job) once
+        the main thread has left its loop, so that two threads never run it at once."""
         with self.role:
             self.loop_holder = PENDING
             self.lent_at = now
-        self.jobs.put(LEAD)
 
     def maybe_lend(self, now: float) -> None:
         """Main thread, at housekeeping: ``pool_hold`` after it took the loop, a request thread tries
@@ -177,12 +181,15 @@ class LoopRelay(WorkerState):
         if self.alive and now - self.pool_since >= self.pool_hold:
             self.lend(now)
 
-    def begin_inline(self, started: float) -> None:
-        """The holder starts serving a request inline."""
-        self.inline_since = self.last_inline = started
-        if self.standby_sleeping:  # after the inline_since store: see the module docstring
-            self.standby_sleeping = False
-            self.standby_event.set()
+    def wake_standby(self) -> None:
+        """An inline request begins while the main thread sleeps: it polls again (``_stand_by``).
+
+        The holder's side, around each inline request (threaded.py ``serve_ready``): store
+        ``inline_since`` (and ``last_inline``), then read ``standby_sleeping`` and call this if it is
+        up; after the request, ``end_inline``, or, on the fast path, clear ``inline_since`` and call
+        ``end_inline`` only if ``taking`` is up, the loop was taken or the request was slow."""
+        self.standby_sleeping = False
+        self.standby_event.set()
 
     def end_inline(self, me: int, started: float) -> bool:
         """The holder's inline request ended: whether it still holds the loop. A request that blocked

@@ -18,13 +18,14 @@ Threads and what they run:
   relay.py moves the loop between threads.
 
 Slow clients: a connection whose request head has been arriving for longer than ``SLOW_HEAD`` is
-not re-armed in epoll after a partial read; housekeeping re-arms all such connections twice a
+silenced in epoll after a partial read; housekeeping re-arms all such connections twice a
 second, so their reads come in one batch. A thousand clients sending a byte a second then cost the
 loop two wake-ups a second instead of a thousand, each of which would take the GIL from the
 request threads.
 
-A connection is owned by one thread at a time: registered with EPOLLONESHOT, it cannot fire again
-until its owner re-arms it. In pool mode a complete head goes to the pool only when a thread is
+A connection is owned by one thread at a time: registered level-triggered, as in the sync worker,
+and silenced in epoll (``_silence``) if it reports an event while a request thread owns it, until
+that thread gives it back. In pool mode a complete head goes to the pool only when a thread is
 free; otherwise it waits in ``self.waiting`` (owned by the loop), and one that has waited
 ``--handoff-delay`` is handed, unparsed again, to a free sibling. Back-pressure: when every thread
 is busy and heads wait, or the worker holds ``--worker-connections`` connections none of which is
@@ -34,7 +35,6 @@ idle, the loop stops accepting; the kernel backlog and the other workers take th
 from __future__ import annotations
 
 import queue
-import select
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -45,8 +45,9 @@ from ..conn import Connection
 from ..http.errors import HTTPError
 from ..http.parser import RequestHead
 from .base import Worker
+from .cycle import BIG_HEAD
 from .poller import Poller
-from .relay import LEAD, STOPPED, LoopRelay
+from .relay import LEAD, SLOW_REQUEST, STOPPED, LoopRelay
 from .running import RunningRequests
 from .state import HOUSEKEEPING_INTERVAL
 
@@ -64,6 +65,7 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
         self.running_requests: dict[int, tuple[float, RequestHead]] = {}  # thread ident -> (start, head)
         self.timed_out: set[int] = set()
         self.slow: list[Connection] = []  # heads arriving slowly: re-armed by housekeeping, not at once
+        self.arming = threading.Lock()  # a busy connection silenced by the loop, re-armed by its owner
         self.ready: deque[tuple[Connection, RequestHead, bytes]] = deque()  # what the holder serves next
         threads = [
             threading.Thread(target=self._request_thread, args=(i,), name=f"request-{i}", daemon=True)
@@ -121,80 +123,95 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
 
     def adopt(self, conn: Connection) -> None:
         self.connections[conn.fd] = conn
-        # Registered disarmed: EPOLLONESHOT also silences the hang-up that epoll reports unasked
-        # while a request thread owns the connection. Whoever serves it arms it when it waits.
-        self.poller.watch(conn.fd, select.EPOLLONESHOT)
+        self.poller.watch(conn.fd)
         self._route(conn)
 
     def readable(self, conn: Connection) -> None:
         if conn.busy:
-            return  # a busy one can only report a hang-up; its thread will see it
+            self._silence(conn)
+            return
         if conn.recv_nowait():
             self._route(conn)
         else:
             self.forget(conn)
 
     def _route(self, conn: Connection) -> None:
-        """A complete head goes to ``self.ready`` when a request thread holds the loop (this one: it
-        serves them inline once it has read the whole batch of events), else to the pool; an
-        incomplete one waits for more bytes."""
+        """A complete head goes to ``self.ready`` when a request thread holds the loop (the caller: only
+        the holder routes; it serves them inline once it has read the whole batch of events), else to
+        the pool; an incomplete one waits for more bytes."""
         raw = conn.buf if type(conn.buf) is bytes else bytes(conn.buf)
         try:
-            head = self.next_head(conn)
+            head = conn.next_head(self.limits)
+            if head is None:
+                if conn.scanned > BIG_HEAD:
+                    self._bound_head_memory(conn)
+                self._park(conn)
+                return
         except HTTPError as exc:
             self.reject(conn, exc)
             self.forget(conn)
             return
-        if head is None:
-            self._park(conn)
-            return
         conn.busy = True  # a new loop holder leaves it alone
-        holder = self.loop_holder
-        if holder != self.main_thread and holder == threading.get_ident():
+        if self.loop_holder != self.main_thread:
             self.ready.append((conn, head, raw))
         else:
             self._dispatch(conn, head, raw)
 
     def serve_ready(self) -> None:
-        """The loop holder's complete heads: served inline one after the other while it keeps the
-        loop; the main thread, which takes the loop meanwhile, gives those left to the pool."""
+        """The loop holder's complete heads: a request thread serves them inline one after the other
+        (and what is pipelined behind each) while it keeps the loop, as the sync worker does; the
+        main thread, which takes the loop meanwhile, gives those left to the pool. The lines around
+        ``serve`` are relay.py's protocol (see ``wake_standby``), written out here: they run for every
+        request."""
         ready = self.ready
         me = threading.get_ident()
         if me == self.main_thread:
             while ready:
                 self._dispatch(*ready.popleft())
             return
+        serve = self.serve_connection
+        entry = self.lead_entry
         while ready:
             conn, head, _ = ready.popleft()
-            if not self._serve_inline(conn, head, me):
+            started = monotonic()
+            self.inline_since = self.last_inline = started
+            if self.standby_sleeping:  # read after the store above
+                self.wake_standby()
+            try:
+                keep = serve(conn, head, entry)
+            except Exception:
+                self.log.exception("Unexpected error serving a connection")
+                keep = False
+            self.inline_since = 0.0
+            checked = self.taking or self.loop_holder != me or monotonic() - started > SLOW_REQUEST
+            if checked and not self.end_inline(me, started):
+                self._give_back(conn, keep)  # as a request thread: the main thread holds the loop now
                 return
-
-    def _serve_inline(self, conn: Connection, head: RequestHead, me: int) -> bool:
-        """The loop holder runs ``head`` (and what is pipelined behind it) itself, as the sync worker
-        does; returns whether it still holds the loop (relay.py: the main thread may take it)."""
-        started = monotonic()
-        self.begin_inline(started)
-        try:
-            keep = self.serve_connection(conn, head, self.lead_entry)
-        except Exception:
-            self.log.exception("Unexpected error serving a connection")
-            keep = False
-        if not self.end_inline(me, started):
-            self._give_back(conn, keep)  # as a request thread: the main thread holds the loop now
-            return False
-        if keep:
-            conn.busy = False
-            self._park(conn)
-        else:
-            self.forget(conn)
-        return True
+            if not keep:
+                self.forget(conn)
+            elif conn.disarmed:  # not expected inline: only a loop holder silences, and this one served
+                self._give_back(conn, keep)
+            else:
+                conn.busy = False  # still registered: nobody else polled while it ran (relay.py)
+                if conn.head_since:
+                    self._park(conn)
 
     def _park(self, conn: Connection) -> None:
-        """Wait for ``conn``'s next bytes: in epoll, or with the slow heads (loop holder only)."""
+        """Wait for ``conn``'s next bytes (loop holder only): left in epoll, or silenced there and
+        kept with the slow heads, which housekeeping re-arms together."""
         if conn.head_since and monotonic() - conn.head_since > SLOW_HEAD:
+            self.poller.disarm(conn.fd)
             self.slow.append(conn)
-        else:
-            self.poller.arm(conn.fd)
+
+    def _silence(self, conn: Connection) -> None:
+        """An event on a connection a request thread owns (more bytes, or a hang-up): connections are
+        registered level-triggered, so epoll would report it at every turn; silence it until its owner
+        gives it back (``_give_back`` re-arms it). Level-triggered, a connection served inline and
+        kept alive needs no epoll call at all."""
+        with self.arming:
+            if conn.busy and not conn.disarmed:
+                conn.disarmed = True
+                self.poller.disarm(conn.fd)
 
     def _dispatch(self, conn: Connection, head: RequestHead, raw: bytes) -> None:
         """To a free request thread, or to ``self.waiting`` (``raw``: the bytes the head came from)."""
@@ -262,8 +279,11 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
     def _give_back(self, conn: Connection, keep: bool) -> None:
         """A request thread is done with ``conn``: back to epoll, or closed."""
         if keep:  # the response said keep-alive, even if the worker began draining since
-            conn.busy = False
-            self.poller.arm(conn.fd)
+            with self.arming:  # re-armed before it stops being busy: _silence cannot interleave
+                if conn.disarmed:
+                    conn.disarmed = False
+                    self.poller.arm(conn.fd)
+                conn.busy = False
         else:
             self.forget(conn)
         if self.waiting or (self.alive and not self.poller.accepting and not (keep and self.jobs.qsize())):
