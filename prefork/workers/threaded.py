@@ -66,7 +66,8 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
         self.timed_out: set[int] = set()
         self.slow: list[Connection] = []  # heads arriving slowly: re-armed by housekeeping, not at once
         self.arming = threading.Lock()  # a busy connection silenced by the loop, re-armed by its owner
-        self.ready: deque[tuple[Connection, RequestHead, bytes]] = deque()  # what the holder serves next
+        # what the holder serves next: (connection, head, bytes it came from, registered in epoll)
+        self.ready: deque[tuple[Connection, RequestHead, bytes, bool]] = deque()
         threads = [
             threading.Thread(target=self._request_thread, args=(i,), name=f"request-{i}", daemon=True)
             for i in range(self.settings.threads)
@@ -97,7 +98,8 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
 
     def update_gates(self, now: float) -> None:
         super().update_gates(now)
-        self.gates_due = 0.0  # free threads and queued heads change with every request: look each turn
+        if self.loop_holder == self.main_thread:
+            self.gates_due = 0.0  # pool mode: free threads and queued heads change with every request
 
     def can_take(self, now: float) -> bool:
         return not self.waiting and self._free_threads() > 0 and super().can_take(now)
@@ -123,8 +125,10 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
 
     def adopt(self, conn: Connection) -> None:
         self.connections[conn.fd] = conn
-        self.poller.watch(conn.fd)
-        self._route(conn)
+        inline = self.loop_holder != self.main_thread
+        if not inline:  # served inline, it is registered afterwards, and only if kept alive
+            self.poller.watch(conn.fd)
+        self._route(conn, registered=not inline)
 
     def readable(self, conn: Connection) -> None:
         if conn.busy:
@@ -135,7 +139,7 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
         else:
             self.forget(conn)
 
-    def _route(self, conn: Connection) -> None:
+    def _route(self, conn: Connection, registered: bool = True) -> None:
         """A complete head goes to ``self.ready`` when a request thread holds the loop (the caller: only
         the holder routes; it serves them inline once it has read the whole batch of events), else to
         the pool; an incomplete one waits for more bytes."""
@@ -145,6 +149,8 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
             if head is None:
                 if conn.scanned > BIG_HEAD:
                     self._bound_head_memory(conn)
+                if not registered:
+                    self.poller.watch(conn.fd)
                 self._park(conn)
                 return
         except HTTPError as exc:
@@ -153,7 +159,7 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
             return
         conn.busy = True  # a new loop holder leaves it alone
         if self.loop_holder != self.main_thread:
-            self.ready.append((conn, head, raw))
+            self.ready.append((conn, head, raw, registered))
         else:
             self._dispatch(conn, head, raw)
 
@@ -167,12 +173,15 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
         me = threading.get_ident()
         if me == self.main_thread:
             while ready:
-                self._dispatch(*ready.popleft())
+                conn, head, raw, registered = ready.popleft()
+                if not registered:
+                    self.poller.watch(conn.fd)
+                self._dispatch(conn, head, raw)
             return
         serve = self.serve_connection
         entry = self.lead_entry
         while ready:
-            conn, head, _ = ready.popleft()
+            conn, head, _, registered = ready.popleft()
             started = monotonic()
             self.inline_since = self.last_inline = started
             if self.standby_sleeping:  # read after the store above
@@ -183,6 +192,8 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
                 self.log.exception("Unexpected error serving a connection")
                 keep = False
             self.inline_since = 0.0
+            if keep and not registered:
+                self.poller.watch(conn.fd)
             checked = self.taking or self.loop_holder != me or monotonic() - started > SLOW_REQUEST
             if checked and not self.end_inline(me, started):
                 self._give_back(conn, keep)  # as a request thread: the main thread holds the loop now
