@@ -30,18 +30,18 @@ from .state import WorkerState
 
 TAKEOVER_DELAY = 0.005  # seconds an inline request may run before the main thread takes the loop
 LONG_INLINE = 0.05  # seconds after which the main thread takes the loop from a holder that runs
-SLOW_REQUEST = 0.0005  # an inline request that slept and took longer than this blocks: pool mode
+SLOW_REQUEST = 0.0005  # an inline request that slept and took longer than this blocked: pool mode
 # Seconds in pool mode before a request thread tries serving inline again: doubled each time inline
 # serving lasted less than STEADY_INLINE (the app blocks), back to the minimum after a steady run or
 # when the cause was not the app (a request slowed by a busy machine costs only the minimum).
 POOL_HOLD_MIN = 0.05
 POOL_HOLD_MAX = 2.0
 STEADY_INLINE = 1.0
-BLOCKED_WINDOW = 0.05  # two inline requests that block within this many seconds: pool mode
 STANDBY_IDLE = 1.0  # seconds without inline requests after which the standby waits to be woken
 PENDING = -1  # loop_holder while the LEAD job is on its way to a request thread
 STOPPED = -2  # loop_holder once the worker shuts its threads down
 LEAD = ("lead", None)  # the job that makes a request thread the loop holder
+ASLEEP, LONG, STOPPING = "asleep", "long", "stopping"  # why the main thread takes the loop
 
 
 class LoopRelay(WorkerState):
@@ -62,8 +62,6 @@ class LoopRelay(WorkerState):
         self.standby_event = threading.Event()
         self.lead_entry = self.entry  # the scoreboard entry of the thread holding the loop
         self.lead_native_id = 0  # its kernel thread id (its state is in /proc)
-        self.preemptions: dict[int, int] = {}  # thread ident -> involuntary switches at its last slow request
-        self.last_blocked = -BLOCKED_WINDOW  # when an inline request last blocked
         self.lend(monotonic())
         self.jobs.put(LEAD)
 
@@ -84,6 +82,21 @@ class LoopRelay(WorkerState):
             else:
                 self._stand_by()
 
+    def shutdown(self, threads: list[threading.Thread]) -> None:
+        """Main thread, once the loop ended (or on a fast stop): let queued and running requests
+        finish (bounded by the drain deadline), then stop the threads."""
+        with self.role:
+            self.loop_holder = STOPPED  # a request thread holding the loop (fast stop) leaves it
+        self.poller.wake()
+        for _ in threads:
+            self.jobs.put(None)
+        deadline = max(self.drain_deadline, monotonic() + 1.0)
+        for thread in threads:
+            thread.join(max(0.0, deadline - monotonic()))
+        for conn in list(self.connections.values()):
+            conn.close()
+        self.poller.close()
+
     def _stand_by(self) -> None:
         """Main thread: wait until the loop is given back, or take it from a holder that has been inside
         one request for TAKEOVER_DELAY (or when the worker stops), or when no request thread took the
@@ -98,13 +111,14 @@ class LoopRelay(WorkerState):
                     return
                 now = monotonic()
                 since = self.lent_at if holder == PENDING else self.inline_since
-                if since and (not self.alive or self._overdue(holder, now - since)):
+                verdict = (STOPPING if not self.alive else self._overdue(holder, now - since)) if since else ""
+                if verdict:
                     self.taking = True
                     try:
                         if holder == PENDING or self.inline_since == since:
-                            # a request thread still given LEAD will see it and return; the holder
-                            # judges the request when it ends (end_inline)
+                            # a request thread still given LEAD will see it and return
                             self._to_pool(now)
+                            self._judge(blocked=verdict == ASLEEP)
                             return
                     finally:
                         self.taking = False
@@ -131,21 +145,21 @@ class LoopRelay(WorkerState):
             self.alive = False
             self.return_loop(me)
 
-    def _overdue(self, holder: int, inline_for: float) -> bool:
+    def _overdue(self, holder: int, inline_for: float) -> str:
         """Whether the main thread takes the loop from ``holder`` (or from the LEAD job that no thread
         took), in its inline request for ``inline_for`` seconds: after TAKEOVER_DELAY if it sleeps
-        (blocked on I/O), after LONG_INLINE if it runs (a long computation, or a process preempted on
-        a busy machine, which resumes soon on its own and gains nothing from the pool)."""
+        (ASLEEP: blocked on I/O), after LONG_INLINE if it runs (LONG: a long computation, or a
+        process preempted on a busy machine, which resumes soon on its own); "" = not yet."""
         if inline_for <= TAKEOVER_DELAY:
-            return False
+            return ""
         if holder == PENDING or inline_for > LONG_INLINE:
-            return True
+            return LONG
         try:
             with open(f"/proc/self/task/{self.lead_native_id}/stat", "rb") as stat:
                 state = stat.read().rpartition(b")")[2].split()[0]
         except (OSError, IndexError):
-            return True
-        return state != b"R"
+            return LONG
+        return "" if state == b"R" else ASLEEP
 
     def return_loop(self, me: int) -> None:
         """The holder gives the loop to the main thread (pool mode, or the drain)."""
@@ -191,41 +205,26 @@ class LoopRelay(WorkerState):
         self.standby_sleeping = False
         self.standby_event.set()
 
-    def end_inline(self, me: int, started: float) -> bool:
-        """The holder's inline request ended: whether it still holds the loop. A request that blocked
-        (slow, and not because the process was preempted) sends the worker to pool mode."""
+    def end_inline(self, me: int, started: float, sleeps: int) -> bool:
+        """The holder's inline request ended: whether it still holds the loop. A request that took over
+        SLOW_REQUEST and in which the thread went to sleep (its count of voluntary context switches
+        passed ``sleeps``, read before its batch of requests) blocked: the worker goes to pool mode.
+        A request slowed only by preemption (a busy machine) or a collection does not count."""
         self.inline_since = 0.0
         while self.taking:  # rare: the main thread is deciding right now
             sleep(0.0001)
+        if self.loop_holder != me:
+            return False  # taken over during this request
         now = monotonic()
-        if self.loop_holder != me:  # taken over during this request
-            blocked = not self._preempted(me)
-            with self.role:
-                self._judge(blocked)
-            return False
-        if now - started > SLOW_REQUEST and self._blocked_again(me, now):
+        if now - started > SLOW_REQUEST and voluntary_switches() > sleeps:
             with self.role:
                 self._to_pool(now)
-                self._judge(True)
+                self._judge(blocked=True)
             self.standby_event.set()
             return False
         return True
 
-    def _blocked_again(self, me: int, now: float) -> bool:
-        """After a slow inline request: whether it is the second in BLOCKED_WINDOW that this thread
-        spent asleep rather than preempted (its count of involuntary context switches unchanged
-        since its last slow request). Read only after a slow request, so it costs the others
-        nothing; one slow request alone (a wait for the GIL, a collection) changes nothing."""
-        if self._preempted(me):
-            return False
-        again = now - self.last_blocked < BLOCKED_WINDOW
-        self.last_blocked = now
-        return again
 
-    def _preempted(self, me: int) -> bool:
-        """Whether this thread was preempted since its last slow request (or has none): its count of
-        involuntary context switches grew."""
-        count = getrusage(RUSAGE_THREAD).ru_nivcsw
-        preempted = count != self.preemptions.get(me, -1)
-        self.preemptions[me] = count
-        return preempted
+def voluntary_switches() -> int:
+    """How many times the calling thread went to sleep so far (voluntary context switches)."""
+    return getrusage(RUSAGE_THREAD).ru_nvcsw

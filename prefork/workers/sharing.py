@@ -92,6 +92,13 @@ class PoolMember(WorkerState):
         self.board.count_handoffs(self.index, self.handed_off, self.taken_over)
         return True
 
+    def sibling_free(self) -> bool:
+        """Whether some sibling can run a request now: a connection waiting here goes to the channel
+        only then; alone (``-w 1``), or with every sibling busy, it would come back to this worker
+        from the channel later, behind the others (evacuation hands off regardless: the replacement
+        takes them)."""
+        return bool(self.board.sibling_loads(self.index))
+
     def take_over(self, now: float) -> Connection | None:
         """A connection a sibling handed off, with the bytes it had read; None if another was faster."""
         received = self.channel.receive() if self.channel is not None else None

@@ -98,7 +98,7 @@ class SyncWorker(Worker):
             self.evacuate(now, keep=self.serving)
             return
         parked = [conn for conn in self.connections.values() if conn is not self.serving]
-        if not parked:
+        if not parked or not self.sibling_free():
             return
         probe = select.poll()
         for conn in parked:

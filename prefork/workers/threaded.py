@@ -41,13 +41,14 @@ from collections.abc import Callable
 from time import monotonic
 from typing import Any
 
+from ..balance import BALANCE_INTERVAL
 from ..conn import Connection
 from ..http.errors import HTTPError
 from ..http.parser import RequestHead
 from .base import Worker
 from .cycle import BIG_HEAD
 from .poller import Poller
-from .relay import LEAD, SLOW_REQUEST, STOPPED, LoopRelay
+from .relay import LEAD, SLOW_REQUEST, LoopRelay, voluntary_switches
 from .running import RunningRequests
 from .state import HOUSEKEEPING_INTERVAL
 
@@ -78,7 +79,7 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
         try:
             self.supervise()
         finally:
-            self._shutdown(threads)
+            self.shutdown(threads)
 
     def start_drain(self, poller: Poller, adopt: Callable[[Connection], None]) -> None:
         me = threading.get_ident()
@@ -110,6 +111,8 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
             self._dispatch_waiting(now)
             if self.waiting:  # wake when the oldest waiting head is due for hand-off
                 due = self.waiting[0][0] + self.settings.handoff_delay - now
+                if due <= 0:  # overdue, and no sibling could take it: look again soon (a request
+                    due = BALANCE_INTERVAL  # thread that frees up wakes the loop before that)
                 return min(max(due, 0.001), HOUSEKEEPING_INTERVAL)
         return super().before_poll()
 
@@ -180,6 +183,7 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
             return
         serve = self.serve_connection
         entry = self.lead_entry
+        sleeps = voluntary_switches()  # once per batch: did a slow request sleep (end_inline)?
         while ready:
             conn, head, _, registered = ready.popleft()
             started = monotonic()
@@ -195,7 +199,7 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
             if keep and not registered:
                 self.poller.watch(conn.fd)
             checked = self.taking or self.loop_holder != me or monotonic() - started > SLOW_REQUEST
-            if checked and not self.end_inline(me, started):
+            if checked and not self.end_inline(me, started, sleeps):
                 self._give_back(conn, keep)  # as a request thread: the main thread holds the loop now
                 return
             if not keep:
@@ -241,6 +245,8 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
             _, conn, head, _ = waiting.popleft()
             self.jobs.put((conn, head))
         delay = self.settings.handoff_delay
+        if not (waiting and now - waiting[0][0] >= delay and self.sibling_free()):
+            return
         while waiting and now - waiting[0][0] >= delay:
             _, conn, _, raw = waiting[0]
             rest = conn.buf
@@ -255,20 +261,6 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
             conn.buf, conn.busy = raw, False
         self.waiting.clear()
         super().evacuate(now, keep)
-
-    def _shutdown(self, threads: list[threading.Thread]) -> None:
-        """Let queued and running requests finish (bounded by the drain deadline), then stop."""
-        with self.role:
-            self.loop_holder = STOPPED  # a request thread holding the loop (fast stop) leaves it
-        self.poller.wake()
-        for _ in threads:
-            self.jobs.put(None)
-        deadline = max(self.drain_deadline, monotonic() + 1.0)
-        for thread in threads:
-            thread.join(max(0.0, deadline - monotonic()))
-        for conn in list(self.connections.values()):
-            conn.close()
-        self.poller.close()
 
     # -- request threads ------------------------------------------------------------------------------
 
