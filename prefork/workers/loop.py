@@ -55,9 +55,9 @@ class EventLoop(WorkerState):
                 conn = connections.get(fd)
                 if conn is not None:
                     readable(conn)
-                elif self.loop_holder == holder:  # else level-triggered: the new holder sees it too
+                else:
                     self.new_connection(poller, fd, now)
-            if self.ready:
+            if self.ready:  # threaded worker: heads read above, served now (the loop may be taken)
                 self.serve_ready()
             if self.loop_holder != holder:
                 break  # another thread took the loop while this one ran a request

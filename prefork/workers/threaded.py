@@ -46,7 +46,6 @@ from ..conn import Connection
 from ..http.errors import HTTPError
 from ..http.parser import RequestHead
 from .base import Worker
-from .cycle import BIG_HEAD
 from .poller import Poller
 from .relay import LEAD, SLOW_REQUEST, LoopRelay, voluntary_switches
 from .running import RunningRequests
@@ -151,10 +150,8 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
         the pool; an incomplete one waits for more bytes."""
         raw = conn.buf if type(conn.buf) is bytes else bytes(conn.buf)
         try:
-            head = conn.next_head(self.limits)
+            head = self.next_head(conn)
             if head is None:
-                if conn.scanned > BIG_HEAD:
-                    self._bound_head_memory(conn)
                 if not registered:
                     self.poller.watch(conn.fd)
                 self._park(conn)
