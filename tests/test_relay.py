@@ -7,6 +7,7 @@ tested through real servers in test_threaded.py.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 
@@ -14,6 +15,7 @@ from helpers import eventually
 from prefork.workers import relay
 from prefork.workers.relay import (
     ASLEEP,
+    LEAD,
     LONG,
     LONG_INLINE,
     PENDING,
@@ -38,6 +40,7 @@ def bare_relay(**state) -> LoopRelay:
     item.pool_since = 0.0
     item.lent_at = 0.0
     item.main_thread = -10
+    item.loop_holder = item.main_thread
     item.lead_native_id = threading.get_native_id()
     for name, value in state.items():
         setattr(item, name, value)
@@ -142,3 +145,34 @@ def test_a_holder_taken_over_during_its_request_learns_it():
     me = threading.get_ident()
     item = bare_relay(loop_holder=relay.STOPPED)
     assert not item.end_inline(me, time.monotonic(), voluntary_switches())
+
+
+def test_the_loop_is_lent_after_the_pool_spell_and_only_without_a_backlog():
+    item = bare_relay(alive=True, pool_since=10.0)
+    item.maybe_lend(10.0 + POOL_HOLD_MIN / 2, backlog=False)
+    assert item.loop_holder == item.main_thread  # the spell is not over
+    item.maybe_lend(10.0 + POOL_HOLD_MIN, backlog=True)
+    assert item.loop_holder == item.main_thread  # heads wait for a thread: the pool keeps serving
+    item.maybe_lend(10.0 + POOL_HOLD_MIN, backlog=False)
+    assert item.loop_holder == PENDING
+
+
+def test_one_lead_job_at_most_waits_in_the_queue():
+    """A LEAD no thread took in time stays queued; lent again, the loop goes with it, not with a
+    second one that would outlive it (one request thread, holding the loop, takes no more jobs)."""
+    item = bare_relay(jobs=queue.SimpleQueue(), lead_queued=False)
+    item.lend(1.0)
+    item.offer_lead()
+    item.loop_holder = item.main_thread  # taken back: no thread was free
+    assert item.queued_jobs() == 0  # a LEAD is not a request: the pool still sees its threads free
+    item.lend(2.0)
+    item.offer_lead()
+    assert item.jobs.qsize() == 1
+    assert item.jobs.get() is LEAD
+    item.entry = None
+    item.event_loop = lambda poller, holder: None  # the loop the new holder runs: left at once
+    item.poller = None
+    item.lead(item.entry)
+    assert item.loop_holder == threading.get_ident() and not item.lead_queued
+    item.offer_lead()
+    assert item.jobs.qsize() == 1  # offered again once the last one was taken

@@ -62,8 +62,9 @@ class LoopRelay(WorkerState):
         self.standby_event = threading.Event()
         self.lead_entry = self.entry  # the scoreboard entry of the thread holding the loop
         self.lead_native_id = 0  # its kernel thread id (its state is in /proc)
+        self.lead_queued = False  # a LEAD job is in self.jobs, no request thread has taken it yet
         self.lend(monotonic())
-        self.jobs.put(LEAD)
+        self.offer_lead()
 
     def supervise(self) -> None:
         """Main thread: run the loop in pool mode while it holds it, stand by while a request thread does."""
@@ -78,7 +79,7 @@ class LoopRelay(WorkerState):
                 if self.loop_holder == main:
                     return  # the loop ended: the worker drained
                 if self.loop_holder == PENDING:  # lent at housekeeping: offered once this loop is left
-                    self.jobs.put(LEAD)
+                    self.offer_lead()
             else:
                 self._stand_by()
 
@@ -129,10 +130,26 @@ class LoopRelay(WorkerState):
             event.wait(None if sleeping else TAKEOVER_DELAY)
             event.clear()
 
+    def offer_lead(self) -> None:
+        """Main thread: put the LEAD job in the queue, unless one is there already. A LEAD no thread took
+        in time (all busy) stays queued after the main thread took the loop back; lent again, the loop
+        goes with that one. A second would outlive it: with one request thread, which then holds the
+        loop and takes no jobs, it would stay queued for good, and the queue would look full."""
+        with self.role:
+            if self.lead_queued:
+                return
+            self.lead_queued = True
+        self.jobs.put(LEAD)
+
+    def queued_jobs(self) -> int:
+        """Requests queued for the request threads (a LEAD job is not one)."""
+        return max(0, self.jobs.qsize() - self.lead_queued)
+
     def lead(self, entry: sb.Entry) -> None:
         """Request thread, given the LEAD job: run the loop, serving requests inline, until it is taken."""
         me = threading.get_ident()
         with self.role:
+            self.lead_queued = False
             if self.loop_holder != PENDING:
                 return  # the main thread took the loop meanwhile
             self.loop_holder = me
@@ -188,11 +205,13 @@ class LoopRelay(WorkerState):
             self.loop_holder = PENDING
             self.lent_at = now
 
-    def maybe_lend(self, now: float) -> None:
+    def maybe_lend(self, now: float, backlog: bool) -> None:
         """Main thread, at housekeeping: ``pool_hold`` after it took the loop, a request thread tries
         serving inline again. Only inline requests tell whether the app blocks: in the pool, a
-        request's time also counts its waits for the GIL."""
-        if self.alive and now - self.pool_since >= self.pool_hold:
+        request's time also counts its waits for the GIL. Not while there is a ``backlog`` (heads
+        queued or waiting for a thread, or none free): a request thread holding the loop takes no
+        jobs, so with one request thread a head queued behind the LEAD job would wait for good."""
+        if self.alive and not backlog and now - self.pool_since >= self.pool_hold:
             self.lend(now)
 
     def wake_standby(self) -> None:

@@ -97,7 +97,7 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
     # -- the loop ---------------------------------------------------------------------------------------
 
     def can_accept(self, now: float) -> bool:
-        return not self.waiting and super().can_accept(now) and self.jobs.qsize() < self.settings.threads
+        return not self.waiting and super().can_accept(now) and self.queued_jobs() < self.settings.threads
 
     def update_gates(self, now: float) -> None:
         super().update_gates(now)
@@ -126,7 +126,7 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
                 self.poller.arm(conn.fd)
         self._check_request_timeouts(now)
         if self.loop_holder == self.main_thread:
-            self.maybe_lend(now)
+            self.maybe_lend(now, backlog=bool(self.waiting or self.queued_jobs()) or self._free_threads() <= 0)
 
     def adopt(self, conn: Connection) -> None:
         self.connections[conn.fd] = conn
@@ -240,7 +240,7 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
             self.waiting.append((monotonic(), conn, head, raw))
 
     def _free_threads(self) -> int:
-        return self.settings.threads - len(self.running_requests) - self.jobs.qsize()
+        return self.settings.threads - len(self.running_requests) - self.queued_jobs()
 
     def _dispatch_waiting(self, now: float) -> None:
         """Waiting heads go to threads as they free up; those that waited too long, to a sibling."""
@@ -293,7 +293,7 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
                 conn.busy = False
         else:
             self.forget(conn)
-        if self.waiting or (self.alive and not self.poller.accepting and not (keep and self.jobs.qsize())):
+        if self.waiting or (self.alive and not self.poller.accepting and not (keep and self.queued_jobs())):
             # Capacity freed and nothing else will wake the loop soon: a connection given back
             # to epoll does, when its next request arrives, and the loop re-checks then.
             self.poller.wake()
