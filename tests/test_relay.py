@@ -35,6 +35,7 @@ def bare_relay(**state) -> LoopRelay:
     item.role = threading.Lock()
     item.standby_event = threading.Event()
     item.taking = False
+    item.standby_turns = item.counted_turns = 0
     item.inline_since = 0.0
     item.pool_hold = POOL_HOLD_MIN
     item.pool_since = 0.0
@@ -116,6 +117,19 @@ def test_an_inline_request_that_slept_sends_the_worker_to_pool_mode():
     assert not item.end_inline(me, started, sleeps)
     assert item.loop_holder == item.main_thread
     assert item.standby_event.is_set()
+
+
+def test_a_request_during_which_the_standby_woke_is_not_judged():
+    """The main thread, polling while it stands by, takes the GIL: the holder then sleeps waiting for
+    it, which says nothing of the application."""
+    me = threading.get_ident()
+    item = bare_relay(loop_holder=me)
+    sleeps = item.count_sleeps()
+    started = time.monotonic()
+    time.sleep(SLOW_REQUEST * 4)
+    item.standby_turns += 1  # as _stand_by does after each wait
+    assert item.end_inline(me, started, sleeps)
+    assert item.loop_holder == me
 
 
 def test_a_fast_inline_request_keeps_the_loop():

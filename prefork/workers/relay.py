@@ -60,6 +60,8 @@ class LoopRelay(WorkerState):
         self.pool_hold = POOL_HOLD_MIN
         self.standby_sleeping = False  # the main thread waits to be woken, not polling
         self.standby_event = threading.Event()
+        self.standby_turns = 0  # times the standing-by main thread woke (and took the GIL)
+        self.counted_turns = 0  # standby_turns when the holder last counted its sleeps
         self.lead_entry = self.entry  # the scoreboard entry of the thread holding the loop
         self.lead_native_id = 0  # its kernel thread id (its state is in /proc)
         self.lead_queued = False  # a LEAD job is in self.jobs, no request thread has taken it yet
@@ -129,6 +131,7 @@ class LoopRelay(WorkerState):
                     self.standby_sleeping = sleeping = False
             event.wait(None if sleeping else TAKEOVER_DELAY)
             event.clear()
+            self.standby_turns += 1
 
     def offer_lead(self) -> None:
         """Main thread: put the LEAD job in the queue, unless one is there already. A LEAD no thread took
@@ -224,18 +227,26 @@ class LoopRelay(WorkerState):
         self.standby_sleeping = False
         self.standby_event.set()
 
+    def count_sleeps(self) -> int:
+        """The holder, before a batch of inline requests: how many times it went to sleep so far."""
+        self.counted_turns = self.standby_turns
+        return voluntary_switches()
+
     def end_inline(self, me: int, started: float, sleeps: int) -> bool:
         """The holder's inline request ended: whether it still holds the loop. A request that took over
         SLOW_REQUEST and in which the thread went to sleep (its count of voluntary context switches
-        passed ``sleeps``, read before its batch of requests) blocked: the worker goes to pool mode.
-        A request slowed only by preemption (a busy machine) or a collection does not count."""
+        passed ``sleeps``, from ``count_sleeps`` before its batch of requests) blocked: the worker
+        goes to pool mode. A request slowed only by preemption (a busy machine) or a collection does
+        not count, nor one during which the standing-by main thread woke: the holder then slept
+        waiting for the GIL the main thread had taken, not for the application."""
         self.inline_since = 0.0
         while self.taking:  # rare: the main thread is deciding right now
             sleep(0.0001)
         if self.loop_holder != me:
             return False  # taken over during this request
         now = monotonic()
-        if now - started > SLOW_REQUEST and voluntary_switches() > sleeps:
+        slept = voluntary_switches() > sleeps and self.standby_turns == self.counted_turns
+        if now - started > SLOW_REQUEST and slept:
             with self.role:
                 self._to_pool(now)
                 self._judge(blocked=True)

@@ -47,7 +47,7 @@ from ..http.errors import HTTPError
 from ..http.parser import RequestHead
 from .base import Worker
 from .poller import Poller
-from .relay import LEAD, SLOW_REQUEST, LoopRelay, voluntary_switches
+from .relay import LEAD, SLOW_REQUEST, LoopRelay
 from .running import RunningRequests
 from .state import HOUSEKEEPING_INTERVAL
 
@@ -187,7 +187,7 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
         # count costs a system call and a batch is often a single request; a blocking app shows
         # within a few batches, and a request that sleeps over 5 ms is taken over in any case.
         self.batches += 1
-        sleeps = voluntary_switches() if not self.batches % SAMPLED_BATCHES else NOT_COUNTED
+        sleeps = self.count_sleeps() if not self.batches % SAMPLED_BATCHES else NOT_COUNTED
         while ready:
             conn, head, _, registered = ready.popleft()
             started = monotonic()
