@@ -27,9 +27,12 @@ A connection is owned by one thread at a time: registered level-triggered, as in
 and silenced in epoll (``_silence``) if it reports an event while a request thread owns it, until
 that thread gives it back. In pool mode a complete head goes to the pool only when a thread is
 free; otherwise it waits in ``self.waiting`` (owned by the loop), and one that has waited
-``--handoff-delay`` is handed, unparsed again, to a free sibling. Back-pressure: when every thread
-is busy and heads wait, or the worker holds ``--worker-connections`` connections none of which is
-idle, the loop stops accepting; the kernel backlog and the other workers take the new connections.
+``--handoff-delay`` is handed, unparsed again, to a free sibling; heads wait first come, first
+served. Back-pressure: while heads wait and a sibling has a free thread, or the worker holds
+``--worker-connections`` connections none of which is idle, the loop stops accepting, and the other
+workers take the new connections. With no sibling free, a new connection is accepted and waits its
+turn here: left in the kernel's backlog it would wait until no head waited (under steady load, for
+good).
 """
 
 from __future__ import annotations
@@ -97,7 +100,9 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
     # -- the loop ---------------------------------------------------------------------------------------
 
     def can_accept(self, now: float) -> bool:
-        return not self.waiting and super().can_accept(now) and self.queued_jobs() < self.settings.threads
+        if self.waiting and self.sibling_free():
+            return False  # heads wait for a thread here: new connections go to a sibling that has one
+        return super().can_accept(now) and self.queued_jobs() < self.settings.threads
 
     def update_gates(self, now: float) -> None:
         super().update_gates(now)
@@ -233,8 +238,9 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
                 self.poller.disarm(conn.fd)
 
     def _dispatch(self, conn: Connection, head: RequestHead, raw: bytes) -> None:
-        """To a free request thread, or to ``self.waiting`` (``raw``: the bytes the head came from)."""
-        if self.channel is None or self._free_threads() > 0:
+        """To a free request thread, or to ``self.waiting`` (``raw``: the bytes the head came from), and
+        behind the heads already there: first come, first served (``_dispatch_waiting``)."""
+        if self.channel is None or (self._free_threads() > 0 and not self.waiting):
             self.jobs.put((conn, head))
         else:
             self.waiting.append((monotonic(), conn, head, raw))
