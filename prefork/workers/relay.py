@@ -42,6 +42,7 @@ PENDING = -1  # loop_holder while the LEAD job is on its way to a request thread
 STOPPED = -2  # loop_holder once the worker shuts its threads down
 LEAD = ("lead", None)  # the job that makes a request thread the loop holder
 ASLEEP, LONG, STOPPING = "asleep", "long", "stopping"  # why the main thread takes the loop
+NOT_COUNTED = 1 << 62  # "sleeps" for a batch not counted: no request of it is judged blocked
 
 
 class LoopRelay(WorkerState):
@@ -235,7 +236,7 @@ class LoopRelay(WorkerState):
     def end_inline(self, me: int, started: float, sleeps: int) -> bool:
         """The holder's inline request ended: whether it still holds the loop. A request that took over
         SLOW_REQUEST and in which the thread went to sleep (its count of voluntary context switches
-        passed ``sleeps``, from ``count_sleeps`` before its batch of requests) blocked: the worker
+        passed ``sleeps``, from ``count_sleeps`` before its batch of requests, unless NOT_COUNTED) blocked: the worker
         goes to pool mode. A request slowed only by preemption (a busy machine) or a collection does
         not count, nor one during which the standing-by main thread woke: the holder then slept
         waiting for the GIL the main thread had taken, not for the application."""
@@ -245,8 +246,12 @@ class LoopRelay(WorkerState):
         if self.loop_holder != me:
             return False  # taken over during this request
         now = monotonic()
-        slept = voluntary_switches() > sleeps and self.standby_turns == self.counted_turns
-        if now - started > SLOW_REQUEST and slept:
+        if (
+            now - started > SLOW_REQUEST
+            and sleeps != NOT_COUNTED
+            and self.standby_turns == self.counted_turns
+            and voluntary_switches() > sleeps  # last: a system call
+        ):
             with self.role:
                 self._to_pool(now)
                 self._judge(blocked=True)

@@ -11,7 +11,7 @@ hand-off watcher also calls while it owns the connections (see sync.py).
 
 from __future__ import annotations
 
-from ..balance import BALANCE_INTERVAL, reclaim_candidate, should_accept, surplus
+from ..balance import ACCEPT_SLACK, BALANCE_INTERVAL, reclaim_candidate, should_accept, surplus
 from ..conn import Connection
 from ..handoff import ADDRESS_KEYS, Parcel
 from .state import HOUSEKEEPING_INTERVAL, WorkerState
@@ -55,7 +55,9 @@ class PoolMember(WorkerState):
             return False
         last_count, last_time, verdict = self.balance
         if count != last_count or now - last_time >= BALANCE_INTERVAL:
-            verdict = should_accept(count, self.board.sibling_loads(self.index))
+            # the board is read only when it can change the verdict (a worker with a connection or
+            # none accepts whatever its siblings hold): not once per connection of close traffic
+            verdict = count <= ACCEPT_SLACK or should_accept(count, self.board.sibling_loads(self.index))
             self.balance = (count, now, verdict)
         return verdict
 

@@ -50,13 +50,12 @@ from ..http.errors import HTTPError
 from ..http.parser import RequestHead
 from .base import Worker
 from .poller import Poller
-from .relay import LEAD, SLOW_REQUEST, LoopRelay
+from .relay import LEAD, NOT_COUNTED, SLOW_REQUEST, LoopRelay
 from .running import RunningRequests
 from .state import HOUSEKEEPING_INTERVAL
 
 SLOW_HEAD = 0.5  # seconds a head may take to arrive before its connection is read in batches
 SAMPLED_BATCHES = 8  # inline batches per count of the holder's voluntary context switches
-NOT_COUNTED = 1 << 62  # "sleeps" for a batch not counted: no request of it is judged blocked
 
 
 class ThreadedWorker(RunningRequests, Worker, LoopRelay):
