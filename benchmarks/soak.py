@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import os
 import signal
 import subprocess
@@ -31,6 +32,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=60, help="seconds")
     parser.add_argument("--hup-every", type=float, default=3.0, help="seconds between reloads; 0: none")
     args = parser.parse_args()
+    if importlib.util.find_spec("locust") is None:
+        raise SystemExit("locust is not installed: pip install -e '.[bench]'")
 
     server = Server(args.server, "examples.bench_app:app", "1", ("-w", str(args.workers)))
     out = Path(tempfile.mkdtemp(prefix="prefork-soak-"))
