@@ -236,10 +236,11 @@ class LoopRelay(WorkerState):
     def end_inline(self, me: int, started: float, sleeps: int) -> bool:
         """The holder's inline request ended: whether it still holds the loop. A request that took over
         SLOW_REQUEST and in which the thread went to sleep (its count of voluntary context switches
-        passed ``sleeps``, from ``count_sleeps`` before its batch of requests, unless NOT_COUNTED) blocked: the worker
-        goes to pool mode. A request slowed only by preemption (a busy machine) or a collection does
-        not count, nor one during which the standing-by main thread woke: the holder then slept
-        waiting for the GIL the main thread had taken, not for the application."""
+        passed ``sleeps``, from ``count_sleeps`` before its batch of requests; NOT_COUNTED: the batch
+        was not counted) blocked: the worker goes to pool mode. A request slowed only by preemption
+        (a busy machine) or a collection does not count, nor one during which the standing-by main
+        thread woke: the holder then slept waiting for the GIL the main thread had taken, not for
+        the application."""
         self.inline_since = 0.0
         while self.taking:  # rare: the main thread is deciding right now
             sleep(0.0001)

@@ -130,7 +130,8 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
                 self.poller.arm(conn.fd)
         self._check_request_timeouts(now)
         if self.loop_holder == self.main_thread:
-            self.maybe_lend(now, backlog=bool(self.waiting or self.queued_jobs()) or self._free_threads() <= 0)
+            backlog = bool(self.waiting) or self.queued_jobs() > 0 or self._free_threads() <= 0
+            self.maybe_lend(now, backlog)
 
     def adopt(self, conn: Connection) -> None:
         self.connections[conn.fd] = conn
