@@ -15,6 +15,11 @@ request it saw. Attribute stores and loads are atomic and ordered under the GIL,
 thread sees the request ended, or the holder sees it at work and waits for its verdict. The same
 order (``inline_since`` then ``standby_sleeping`` on one side, the reverse on the other) keeps the
 main thread from falling asleep while an inline request runs.
+
+No signal handler touches the relay's locks or ``standby_event``: a handler runs on the main thread,
+possibly inside ``standby_event.wait`` while it holds the event's own lock, and ``set`` would then
+wait for itself for good. On TERM the wake-up pipe wakes the holder's poll; the holder starts the
+drain by giving the loop back (``return_loop``), which wakes the main thread.
 """
 
 from __future__ import annotations

@@ -92,10 +92,6 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
             return
         super().start_drain(poller, adopt)
 
-    def _on_term(self, signum: int, frame: Any) -> None:
-        super()._on_term(signum, frame)
-        self.standby_event.set()
-
     # -- the loop ---------------------------------------------------------------------------------------
 
     def can_accept(self, now: float) -> bool:
