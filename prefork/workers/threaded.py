@@ -126,8 +126,7 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
                 self.poller.arm(conn.fd)
         self._check_request_timeouts(now)
         if self.loop_holder == self.main_thread:
-            backlog = bool(self.waiting) or self.queued_jobs() > 0 or self._free_threads() <= 0
-            self.maybe_lend(now, backlog)
+            self.maybe_lend(now, backlog=bool(self.waiting) or self.queued_jobs() > 0 or self._free_threads() <= 0)
 
     def adopt(self, conn: Connection) -> None:
         self.connections[conn.fd] = conn
@@ -236,7 +235,7 @@ class ThreadedWorker(RunningRequests, Worker, LoopRelay):
     def _dispatch(self, conn: Connection, head: RequestHead, raw: bytes) -> None:
         """To a free request thread, or to ``self.waiting`` (``raw``: the bytes the head came from), and
         behind the heads already there: first come, first served (``_dispatch_waiting``)."""
-        if self.channel is None or (self._free_threads() > 0 and not self.waiting):
+        if self.channel is None or (not self.waiting and self._free_threads() > 0):
             self.jobs.put((conn, head))
         else:
             self.waiting.append((monotonic(), conn, head, raw))
